@@ -1,0 +1,48 @@
+package config
+
+import "time"
+
+// Default fills what a lane or section leaves empty. It is idempotent.
+func (c *Config) Default() {
+	if c.Target == "" {
+		c.Target = TargetKind
+	}
+	if c.ReportsDir == "" {
+		c.ReportsDir = "reports"
+	}
+	if c.Probes.Timeout.Duration == 0 {
+		c.Probes.Timeout.Duration = 20 * time.Second
+	}
+	for _, p := range []*ToolPolicy{&c.Criteria.Build, &c.Criteria.Run} {
+		if p.Require == "" {
+			p.Require = "any"
+		}
+	}
+	for i := range c.Lanes {
+		c.Lanes[i].Default()
+	}
+	if c.Docker.KataLane != nil {
+		c.Docker.KataLane.Default()
+	}
+}
+
+// Default fills a lane's optional fields.
+func (l *Lane) Default() {
+	if l.Shape == "" {
+		l.Shape = ShapeGitLab
+		if l.Privileged {
+			l.Shape = ShapePrivileged
+		}
+	}
+	if l.Isolation == "" {
+		l.Isolation = IsolationContainer
+	}
+	if l.Network == "" {
+		l.Network = NetworkNone
+	}
+	for i := range l.Mounts {
+		if l.Mounts[i].Type == "" {
+			l.Mounts[i].Type = MountBind
+		}
+	}
+}

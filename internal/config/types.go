@@ -1,0 +1,178 @@
+// Package config holds kwc's typed, versioned configuration (kwc.yaml): the embedded
+// defaults, an optional user file and flag overrides, decoded strictly, defaulted and
+// validated before anything runs.
+package config
+
+import "time"
+
+// APIVersion and Kind identify a kwc configuration document.
+const (
+	APIVersion = "kwc.dev/v1alpha1"
+	Kind       = "Config"
+)
+
+// Target names where workspaces run.
+type Target string
+
+const (
+	TargetDocker  Target = "docker"
+	TargetKind    Target = "kind"
+	TargetCluster Target = "cluster"
+)
+
+// Role says whether a lane is under test or proves that the probes work.
+type Role string
+
+const (
+	RoleSubject Role = "subject"
+	RoleControl Role = "control"
+)
+
+// Shape is the workspace's security shape.
+type Shape string
+
+const (
+	// ShapeGitLab is what GitLab generates: uid 5001, not privileged,
+	// allowPrivilegeEscalation true.
+	ShapeGitLab Shape = "gitlab"
+	// ShapePrivileged is the GitLab shape with privileged: true.
+	ShapePrivileged Shape = "privileged"
+)
+
+// Isolation is what a lane claims separates the workspace from the node's kernel.
+type Isolation string
+
+const (
+	IsolationContainer Isolation = "container"
+	// IsolationVM lanes must show a kernel identity different from the node's; an equal
+	// identity fails the lane outright (the RuntimeClass was not applied, say).
+	IsolationVM Isolation = "vm"
+)
+
+// Network is a lane's network mode. Lanes have none unless they ask for host.
+type Network string
+
+const (
+	NetworkNone Network = "none"
+	NetworkHost Network = "host"
+)
+
+// MountType says what a lane's extra mount brings in.
+type MountType string
+
+const (
+	MountBind MountType = "bind"
+	// MountEngineSocket binds the container engine's own socket (from DOCKER_HOST); the
+	// C3 control uses it to prove the runtime-socket probe.
+	MountEngineSocket MountType = "engine-socket"
+)
+
+// Config is the whole of kwc.yaml.
+type Config struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+
+	// Target is where workspaces run: docker, kind or cluster.
+	Target Target `json:"target,omitempty"`
+	// ReportsDir receives reports/<timestamp>-<id>/ and the reports/latest link.
+	ReportsDir string `json:"reportsDir,omitempty"`
+	// Keep leaves workspaces (and clusters) behind for debugging.
+	Keep bool `json:"keep,omitempty"`
+
+	Images    Images              `json:"images,omitempty"`
+	Docker    DockerTarget        `json:"docker,omitempty"`
+	Lanes     []Lane              `json:"lanes,omitempty"`
+	Criteria  Criteria            `json:"criteria,omitempty"`
+	Probes    Probes              `json:"probes,omitempty"`
+	Intervals map[string]Duration `json:"intervals,omitempty"`
+}
+
+// Images names the images the suite builds and uses. Every reference must point at
+// 127.0.0.1 (or be a bare local name): kwc never pulls.
+type Images struct {
+	// Workspace is the workspace image built from dockerfiles/workspace.
+	Workspace string `json:"workspace,omitempty"`
+	// WorkspaceBase is the Debian base the workspace image builds FROM; the suite makes it
+	// offline with mmdebstrap when the engine lacks it.
+	WorkspaceBase string `json:"workspaceBase,omitempty"`
+	// DebianSuite is the Debian release mmdebstrap makes WorkspaceBase from.
+	DebianSuite string `json:"debianSuite,omitempty"`
+	// DebianMirror is the mirror mmdebstrap and the image build use; empty means the
+	// host's own apt sources.
+	DebianMirror string `json:"debianMirror,omitempty"`
+}
+
+// DockerTarget configures the local container engine target.
+type DockerTarget struct {
+	// KataRuntime is the engine runtime name that adds the kata subject lane when the
+	// engine registers it.
+	KataRuntime string `json:"kataRuntime,omitempty"`
+	// KataLane is the lane added when KataRuntime is registered.
+	KataLane *Lane `json:"kataLane,omitempty"`
+}
+
+// Lane is one configuration under test or one control.
+type Lane struct {
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+	// Control names the escape-probe control this lane provides (C1, C2, C3); controls only.
+	Control string `json:"control,omitempty"`
+	// Runtime is the engine runtime (docker) or RuntimeClass (kind, cluster).
+	Runtime   string    `json:"runtime"`
+	Shape     Shape     `json:"shape,omitempty"`
+	Isolation Isolation `json:"isolation,omitempty"`
+	// Privileged runs the workspace privileged (in the guest, under Kata).
+	Privileged  bool    `json:"privileged,omitempty"`
+	HostPID     bool    `json:"hostPID,omitempty"`
+	HostIPC     bool    `json:"hostIPC,omitempty"`
+	Network     Network `json:"network,omitempty"`
+	Mounts      []Mount `json:"mounts,omitempty"`
+	Devices     []string `json:"devices,omitempty"`
+	// Expect is what the lane must achieve per criterion; a criterion missing here is
+	// measured and reported but not required (an honest finding, not a target).
+	Expect map[string]Verdict `json:"expect,omitempty"`
+}
+
+// Mount is an extra mount into a lane's workspace.
+type Mount struct {
+	Type     MountType `json:"type,omitempty"`
+	Source   string    `json:"source,omitempty"`
+	Target   string    `json:"target"`
+	ReadOnly bool      `json:"readOnly,omitempty"`
+}
+
+// Verdict is a criterion's outcome.
+type Verdict string
+
+const (
+	VerdictPass         Verdict = "pass"
+	VerdictFail         Verdict = "fail"
+	VerdictSkipped      Verdict = "skipped"
+	VerdictInconclusive Verdict = "inconclusive"
+)
+
+// Criteria holds the aggregation policy of the tool-based criteria.
+type Criteria struct {
+	Build ToolPolicy `json:"build,omitempty"`
+	Run   ToolPolicy `json:"run,omitempty"`
+}
+
+// ToolPolicy says which tools must succeed for a criterion to pass: by default any one
+// tool that passes every case is enough.
+type ToolPolicy struct {
+	Tools []string `json:"tools,omitempty"`
+	// Require is "any" (one listed tool passes every case) or "all" (every listed tool).
+	Require string `json:"require,omitempty"`
+}
+
+// Probes configures the escape probes.
+type Probes struct {
+	// Timeout bounds one probe run in one context.
+	Timeout Duration `json:"timeout,omitempty"`
+	// Nested runs the probe set again inside a privileged container started by the
+	// workspace's own docker daemon.
+	Nested bool `json:"nested,omitempty"`
+}
+
+// Duration is a time.Duration that reads and writes as "90s", "10m".
+type Duration struct{ time.Duration }

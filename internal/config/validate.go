@@ -1,0 +1,200 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Criterion names, in report order.
+var Criteria4 = []string{"sudo", "build", "run", "escape"}
+
+// Controls are the escape-probe controls a control lane may provide.
+var Controls = []string{"C1", "C2", "C3"}
+
+var laneName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$`)
+
+// Validate reports every problem at once, each with how to fix it.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	switch c.Target {
+	case TargetDocker, TargetKind, TargetCluster:
+	default:
+		add("target %q: use one of docker, kind, cluster", c.Target)
+	}
+	if len(c.Lanes) == 0 {
+		add("lanes: none configured; list at least one lane (see `kwc config defaults`)")
+	}
+	seen := map[string]bool{}
+	lanes := append([]Lane(nil), c.Lanes...)
+	if c.Docker.KataLane != nil {
+		lanes = append(lanes, *c.Docker.KataLane)
+	}
+	for i, l := range lanes {
+		where := fmt.Sprintf("lanes[%d] (%s)", i, l.Name)
+		if seen[l.Name] {
+			add("%s: duplicate lane name; names must be unique", where)
+		}
+		seen[l.Name] = true
+		if err := l.Validate(); err != nil {
+			add("%s: %w", where, err)
+		}
+	}
+	for _, ref := range []struct{ field, ref string }{{"images.workspace", c.Images.Workspace}, {"images.workspaceBase", c.Images.WorkspaceBase}} {
+		if err := LocalImageRef(ref.ref); err != nil {
+			add("%s: %w", ref.field, err)
+		}
+	}
+	if c.Images.DebianSuite == "" {
+		add("images.debianSuite: empty; name the Debian release to build the base from (e.g. bookworm)")
+	}
+	for name, p := range map[string]ToolPolicy{"criteria.build": c.Criteria.Build, "criteria.run": c.Criteria.Run} {
+		if p.Require != "any" && p.Require != "all" {
+			add("%s.require %q: use any or all", name, p.Require)
+		}
+		if len(p.Tools) == 0 {
+			add("%s.tools: empty; list the tools to try (docker, buildah, podman)", name)
+		}
+		for _, t := range p.Tools {
+			if !slices.Contains([]string{"docker", "buildah", "podman"}, t) {
+				add("%s.tools: unknown tool %q; use docker, buildah or podman", name, t)
+			}
+		}
+	}
+	if c.Probes.Timeout.Duration <= 0 {
+		add("probes.timeout: must be positive, e.g. 20s")
+	}
+	for k, d := range c.Intervals {
+		if !strings.Contains(k, "/") {
+			add("intervals[%q]: keys are spec/key, e.g. default/exec", k)
+		}
+		if d.Duration <= 0 {
+			add("intervals[%q]: must be positive", k)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks one lane on its own.
+func (l Lane) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if !laneName.MatchString(l.Name) {
+		add("name %q: use lower-case letters, digits and dashes (it becomes a label and a container name)", l.Name)
+	}
+	switch l.Role {
+	case RoleSubject:
+		if l.Control != "" {
+			add("control %q set on a subject lane; only control lanes name a control", l.Control)
+		}
+	case RoleControl:
+		if !slices.Contains(Controls, l.Control) {
+			add("control %q: a control lane names one of %s", l.Control, strings.Join(Controls, ", "))
+		}
+		if l.Isolation == IsolationVM {
+			add("isolation vm on a control lane: controls share the node's kernel by design")
+		}
+	default:
+		add("role %q: use subject or control", l.Role)
+	}
+	if l.Runtime == "" {
+		add("runtime: empty; name the engine runtime (docker: runc, io.containerd.kata.v2) or RuntimeClass")
+	}
+	switch l.Shape {
+	case ShapeGitLab:
+		if l.Privileged {
+			add("shape gitlab with privileged: true; GitLab never generates privileged pods, use shape privileged")
+		}
+	case ShapePrivileged:
+		if !l.Privileged {
+			add("shape privileged needs privileged: true")
+		}
+	default:
+		add("shape %q: use gitlab or privileged", l.Shape)
+	}
+	if l.Isolation != IsolationContainer && l.Isolation != IsolationVM {
+		add("isolation %q: use container or vm", l.Isolation)
+	}
+	if l.Network != NetworkNone && l.Network != NetworkHost {
+		add("network %q: use none or host", l.Network)
+	}
+	for i, m := range l.Mounts {
+		switch m.Type {
+		case MountBind:
+			if !path.IsAbs(m.Source) {
+				add("mounts[%d].source %q: a bind mount needs an absolute host path", i, m.Source)
+			}
+		case MountEngineSocket:
+			if m.Source != "" {
+				add("mounts[%d]: an engine-socket mount takes its source from DOCKER_HOST; drop source", i)
+			}
+		default:
+			add("mounts[%d].type %q: use bind or engine-socket", i, m.Type)
+		}
+		if !path.IsAbs(m.Target) {
+			add("mounts[%d].target %q: must be an absolute path in the workspace", i, m.Target)
+		}
+	}
+	for _, d := range l.Devices {
+		if !strings.HasPrefix(d, "/dev/") {
+			add("devices: %q is not under /dev", d)
+		}
+	}
+	for crit, v := range l.Expect {
+		if !slices.Contains(Criteria4, crit) {
+			add("expect: unknown criterion %q; use %s", crit, strings.Join(Criteria4, ", "))
+		}
+		if v != VerdictPass && v != VerdictFail {
+			add("expect[%s] %q: expect pass or fail", crit, v)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LocalImageRef accepts only references kwc can resolve without pulling: on
+// 127.0.0.1 (or localhost), never a remote registry.
+func LocalImageRef(ref string) error {
+	if ref == "" {
+		return errors.New("empty image reference")
+	}
+	host := strings.SplitN(ref, "/", 2)[0]
+	h := strings.Split(host, ":")[0]
+	if h != "127.0.0.1" && h != "localhost" {
+		return fmt.Errorf("%q is not a 127.0.0.1 reference; kwc builds its images locally and never pulls (use 127.0.0.1/<name>:<tag>)", ref)
+	}
+	return nil
+}
+
+// Lane returns the named lane.
+func (c *Config) Lane(name string) (Lane, bool) {
+	for _, l := range c.Lanes {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return Lane{}, false
+}
+
+// EffectiveLanes returns the configured lanes plus the lanes the target's registered
+// runtimes add (the kata lane where the engine registers Kata). A configured lane
+// whose runtime is not registered is an error naming the runtimes that are.
+func (c *Config) EffectiveLanes(registered []string) ([]Lane, error) {
+	out := append([]Lane(nil), c.Lanes...)
+	var errs []error
+	for _, l := range out {
+		if !slices.Contains(registered, l.Runtime) {
+			errs = append(errs, fmt.Errorf("lane %s: runtime %q is not registered with the engine (registered: %s); install it or drop the lane", l.Name, l.Runtime, strings.Join(registered, ", ")))
+		}
+	}
+	if kl := c.Docker.KataLane; kl != nil && c.Docker.KataRuntime != "" && slices.Contains(registered, c.Docker.KataRuntime) {
+		if _, dup := c.Lane(kl.Name); !dup {
+			out = append(out, *kl)
+		}
+	}
+	return out, errors.Join(errs...)
+}

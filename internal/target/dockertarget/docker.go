@@ -1,0 +1,355 @@
+// Package dockertarget runs workspaces as containers of the local engine (DOCKER_HOST
+// honoured), through the engine's Go API. Lanes map to engine runtimes; the host is the
+// node.
+package dockertarget
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/target"
+)
+
+// DefaultRuntime is the lane runtime that means "whatever the engine runs by default"
+// (runc on a normal host).
+const DefaultRuntime = "default"
+
+// Target is the docker target for one run.
+type Target struct {
+	cli   *client.Client
+	runID string
+	image string
+	host  string
+}
+
+// New connects to the engine named by DOCKER_HOST (or the default socket).
+func New(runID, workspaceImage string) (*Target, error) {
+	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker target: creating engine client (DOCKER_HOST=%q): %w", os.Getenv("DOCKER_HOST"), err)
+	}
+	return &Target{cli: cli, runID: runID, image: workspaceImage, host: cli.DaemonHost()}, nil
+}
+
+// Client exposes the engine client to the image builder, which shares the connection.
+func (t *Target) Client() *client.Client { return t.cli }
+
+func (t *Target) Name() string { return string(config.TargetDocker) }
+
+// Preflight checks that the engine answers.
+func (t *Target) Preflight(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := t.cli.Ping(ctx, client.PingOptions{}); err != nil {
+		return fmt.Errorf("no container engine answers at %s: %w\n  fix: start dockerd, or point DOCKER_HOST at a running engine (make test starts a private one with .ci/engine.sh)", t.host, err)
+	}
+	return nil
+}
+
+// Runtimes lists the engine's registered runtimes, plus DefaultRuntime.
+func (t *Target) Runtimes(ctx context.Context) ([]string, error) {
+	info, err := t.cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading engine info from %s: %w", t.host, err)
+	}
+	out := []string{DefaultRuntime}
+	for name := range info.Info.Runtimes {
+		out = append(out, name)
+	}
+	sort.Strings(out[1:])
+	return out, nil
+}
+
+// Describe records the engine's version, default runtime and kernel.
+func (t *Target) Describe(ctx context.Context) map[string]string {
+	facts := map[string]string{"engine.host": t.host}
+	info, err := t.cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		facts["engine.error"] = err.Error()
+		return facts
+	}
+	i := info.Info
+	facts["engine.version"] = i.ServerVersion
+	facts["engine.defaultRuntime"] = i.DefaultRuntime
+	facts["engine.cgroupVersion"] = i.CgroupVersion
+	facts["engine.storageDriver"] = i.Driver
+	facts["host.kernel"] = i.KernelVersion
+	facts["host.os"] = i.OperatingSystem
+	return facts
+}
+
+func (t *Target) containerName(lane string) string { return "kwc-" + t.runID + "-" + lane }
+
+// StartWorkspace creates and starts the lane's container and waits until it can exec.
+func (t *Target) StartWorkspace(ctx context.Context, lane config.Lane) (target.Workspace, error) {
+	hc, err := t.hostConfig(lane)
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]string{target.LabelRun: t.runID, target.LabelLane: lane.Name}
+	name := t.containerName(lane.Name)
+	created, err := t.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: name,
+		Config: &container.Config{
+			Image:    t.image,
+			Hostname: "workspace",
+			Labels:   labels,
+		},
+		HostConfig: hc,
+	})
+	if err != nil {
+		if strings.Contains(err.Error(), "No such image") {
+			return nil, fmt.Errorf("lane %s: workspace image %s is not in the engine: %w\n  fix: let the suite build it (it does unless told otherwise) or build dockerfiles/workspace yourself", lane.Name, t.image, err)
+		}
+		return nil, fmt.Errorf("lane %s: creating workspace container: %w", lane.Name, err)
+	}
+	ws := &workspace{t: t, id: created.ID, name: name, lane: lane}
+	if _, err := t.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		logs, _ := ws.Logs(context.WithoutCancel(ctx))
+		_ = ws.Stop(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("lane %s: starting workspace with runtime %q: %w%s", lane.Name, lane.Runtime, err, tailNote(logs))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := ws.Exec(ctx, target.ExecRequest{Cmd: []string{"true"}, Timeout: 10 * time.Second})
+		if err == nil && r.OK() {
+			return ws, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			logs, _ := ws.Logs(context.WithoutCancel(ctx))
+			_ = ws.Stop(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("lane %s: workspace never accepted exec (last: %v, exit %d %s)%s", lane.Name, err, r.ExitCode, r.Stderr, tailNote(logs))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (t *Target) hostConfig(lane config.Lane) (*container.HostConfig, error) {
+	hc := &container.HostConfig{
+		Privileged:  lane.Privileged,
+		NetworkMode: container.NetworkMode(lane.Network),
+		// Image stores live on engine volumes, never on the container's own rootfs.
+		Mounts: []mount.Mount{
+			{Type: mount.TypeVolume, Target: "/var/lib/docker", VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{target.LabelRun: t.runID}}},
+			{Type: mount.TypeVolume, Target: "/var/lib/containers", VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{target.LabelRun: t.runID}}},
+		},
+	}
+	if lane.Runtime != DefaultRuntime && lane.Runtime != "" {
+		hc.Runtime = lane.Runtime
+	}
+	if lane.HostPID {
+		hc.PidMode = "host"
+	}
+	if lane.HostIPC {
+		hc.IpcMode = "host"
+	}
+	for _, m := range lane.Mounts {
+		src := m.Source
+		if m.Type == config.MountEngineSocket {
+			p, err := t.socketPath()
+			if err != nil {
+				return nil, fmt.Errorf("lane %s: %w", lane.Name, err)
+			}
+			src = p
+		}
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	for _, d := range lane.Devices {
+		hc.Devices = append(hc.Devices, container.DeviceMapping{PathOnHost: d, PathInContainer: d, CgroupPermissions: "rwm"})
+	}
+	return hc, nil
+}
+
+// socketPath is the engine's unix socket on the host, for engine-socket mounts.
+func (t *Target) socketPath() (string, error) {
+	u, err := url.Parse(t.host)
+	if err != nil || u.Scheme != "unix" {
+		return "", fmt.Errorf("engine-socket mount needs a unix:// DOCKER_HOST, have %q", t.host)
+	}
+	return u.Path, nil
+}
+
+// Cleanup removes every container and volume labelled with this run.
+func (t *Target) Cleanup(ctx context.Context) error {
+	return RemoveRun(ctx, t.cli, t.runID)
+}
+
+// RemoveRun removes every container (and its volumes) labelled with runID; an empty
+// runID removes every kwc container (`kwc cleanup --all`).
+func RemoveRun(ctx context.Context, cli *client.Client, runID string) error {
+	f := client.Filters{}
+	if runID == "" {
+		f = f.Add("label", target.LabelRun)
+	} else {
+		f = f.Add("label", target.LabelRun+"="+runID)
+	}
+	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return fmt.Errorf("listing kwc containers: %w", err)
+	}
+	var errs []error
+	for _, c := range list.Items {
+		if _, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+			errs = append(errs, fmt.Errorf("removing container %s: %w", strings.Join(c.Names, ","), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type workspace struct {
+	t    *Target
+	id   string
+	name string
+	lane config.Lane
+}
+
+func (w *workspace) Lane() config.Lane { return w.lane }
+func (w *workspace) Name() string      { return w.name }
+
+func (w *workspace) EnterHint() string {
+	return fmt.Sprintf("DOCKER_HOST=%s docker exec -it %s bash", w.t.host, w.name)
+}
+
+// Exec runs req.Cmd. The command is wrapped in timeout(1) so it dies inside the
+// workspace at its deadline; the harness also stops waiting shortly after.
+func (w *workspace) Exec(ctx context.Context, req target.ExecRequest) (target.ExecResult, error) {
+	cmd := req.Cmd
+	if req.Timeout > 0 {
+		secs := strconv.FormatFloat(req.Timeout.Seconds(), 'f', 1, 64)
+		cmd = append([]string{"timeout", "--kill-after=5", secs}, cmd...)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, req.Timeout+15*time.Second)
+		defer cancel()
+	}
+	res := target.ExecResult{Cmd: req.Cmd, User: req.User}
+	start := time.Now()
+	defer func() { res.Duration = time.Since(start) }()
+	created, err := w.t.cli.ExecCreate(ctx, w.id, client.ExecCreateOptions{
+		Cmd: cmd, User: req.User, Env: req.Env,
+		AttachStdout: true, AttachStderr: true, AttachStdin: req.Stdin != nil,
+	})
+	if err != nil {
+		if aerr := w.Alive(context.WithoutCancel(ctx)); aerr != nil {
+			return res, fmt.Errorf("exec %q in %s: %w", strings.Join(req.Cmd, " "), w.name, aerr)
+		}
+		return res, fmt.Errorf("exec %q in %s: %w", strings.Join(req.Cmd, " "), w.name, err)
+	}
+	att, err := w.t.cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return res, fmt.Errorf("attaching to exec in %s: %w", w.name, err)
+	}
+	defer att.Close()
+	if req.Stdin != nil {
+		go func() {
+			_, _ = io.Copy(att.Conn, req.Stdin)
+			if cw, ok := att.Conn.(interface{ CloseWrite() error }); ok {
+				_ = cw.CloseWrite()
+			}
+		}()
+	}
+	var stdout, stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(&stdout, &stderr, att.Reader)
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		att.Close()
+		<-done
+		res.Stdout, res.Stderr, res.TimedOut, res.ExitCode = stdout.String(), stderr.String(), true, -1
+		return res, nil
+	}
+	res.Stdout, res.Stderr = stdout.String(), stderr.String()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return res, fmt.Errorf("reading exec output in %s: %w", w.name, err)
+	}
+	insp, err := w.t.cli.ExecInspect(context.WithoutCancel(ctx), created.ID, client.ExecInspectOptions{})
+	if err != nil {
+		return res, fmt.Errorf("reading exit code in %s: %w", w.name, err)
+	}
+	res.ExitCode = insp.ExitCode
+	if req.Timeout > 0 && (res.ExitCode == 124 || res.ExitCode == 137) {
+		res.TimedOut = true
+	}
+	return res, nil
+}
+
+func (w *workspace) CopyIn(ctx context.Context, dir string, tarStream io.Reader) error {
+	if _, err := w.t.cli.CopyToContainer(ctx, w.id, client.CopyToContainerOptions{DestinationPath: dir, Content: tarStream, CopyUIDGID: true}); err != nil {
+		return fmt.Errorf("copying into %s:%s: %w", w.name, dir, err)
+	}
+	return nil
+}
+
+func (w *workspace) CopyOut(ctx context.Context, path string) (io.ReadCloser, error) {
+	r, err := w.t.cli.CopyFromContainer(ctx, w.id, client.CopyFromContainerOptions{SourcePath: path})
+	if err != nil {
+		return nil, fmt.Errorf("copying %s:%s out: %w", w.name, path, err)
+	}
+	return r.Content, nil
+}
+
+func (w *workspace) Logs(ctx context.Context) (string, error) {
+	rc, err := w.t.cli.ContainerLogs(ctx, w.id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: "200"})
+	if err != nil {
+		return "", fmt.Errorf("reading logs of %s: %w", w.name, err)
+	}
+	defer rc.Close()
+	var b bytes.Buffer
+	_, err = stdcopy.StdCopy(&b, &b, rc)
+	return b.String(), err
+}
+
+func (w *workspace) Alive(ctx context.Context) error {
+	insp, err := w.t.cli.ContainerInspect(ctx, w.id, client.ContainerInspectOptions{})
+	if err != nil {
+		return fmt.Errorf("workspace %s is gone: %w", w.name, err)
+	}
+	st := insp.Container.State
+	if st == nil || !st.Running {
+		code, oom := -1, false
+		if st != nil {
+			code, oom = st.ExitCode, st.OOMKilled
+		}
+		return fmt.Errorf("workspace %s stopped (exit code %d, OOM-killed %v); its logs are in the report's artifacts", w.name, code, oom)
+	}
+	return nil
+}
+
+func (w *workspace) Stop(ctx context.Context) error {
+	_, err := w.t.cli.ContainerRemove(ctx, w.id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !strings.Contains(err.Error(), "No such container") {
+		return fmt.Errorf("removing workspace %s: %w", w.name, err)
+	}
+	return nil
+}
+
+func tailNote(logs string) string {
+	logs = strings.TrimSpace(logs)
+	if logs == "" {
+		return ""
+	}
+	lines := strings.Split(logs, "\n")
+	if len(lines) > 10 {
+		lines = lines[len(lines)-10:]
+	}
+	return "\n  workspace log tail:\n    " + strings.Join(lines, "\n    ")
+}
+

@@ -40,8 +40,8 @@ func (p Package) Deb() ([]byte, error) {
 		return nil, err
 	}
 	dataTar, err := targz(map[string]tarEntry{
-		"./usr/":                {dir: true, mode: 0o755},
-		"./usr/bin/":            {dir: true, mode: 0o755},
+		"./usr/":              {dir: true, mode: 0o755},
+		"./usr/bin/":          {dir: true, mode: 0o755},
 		"./usr/bin/" + p.Name: {mode: 0o755, data: []byte(p.Script)},
 	})
 	if err != nil {

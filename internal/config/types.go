@@ -122,12 +122,12 @@ type Lane struct {
 	Shape     Shape     `json:"shape,omitempty"`
 	Isolation Isolation `json:"isolation,omitempty"`
 	// Privileged runs the workspace privileged (in the guest, under Kata).
-	Privileged  bool    `json:"privileged,omitempty"`
-	HostPID     bool    `json:"hostPID,omitempty"`
-	HostIPC     bool    `json:"hostIPC,omitempty"`
-	Network     Network `json:"network,omitempty"`
-	Mounts      []Mount `json:"mounts,omitempty"`
-	Devices     []string `json:"devices,omitempty"`
+	Privileged bool     `json:"privileged,omitempty"`
+	HostPID    bool     `json:"hostPID,omitempty"`
+	HostIPC    bool     `json:"hostIPC,omitempty"`
+	Network    Network  `json:"network,omitempty"`
+	Mounts     []Mount  `json:"mounts,omitempty"`
+	Devices    []string `json:"devices,omitempty"`
 	// Expect is what the lane must achieve per criterion; a criterion missing here is
 	// measured and reported but not required (an honest finding, not a target).
 	Expect map[string]Verdict `json:"expect,omitempty"`

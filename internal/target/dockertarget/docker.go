@@ -352,4 +352,3 @@ func tailNote(logs string) string {
 	}
 	return "\n  workspace log tail:\n    " + strings.Join(lines, "\n    ")
 }
-

@@ -37,6 +37,9 @@ func (l *Lane) Default() {
 	if l.Isolation == "" {
 		l.Isolation = IsolationContainer
 	}
+	if len(l.Criteria) == 0 {
+		l.Criteria = append([]string(nil), Criteria4...)
+	}
 	if l.Network == "" {
 		l.Network = NetworkNone
 	}

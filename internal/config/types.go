@@ -128,6 +128,10 @@ type Lane struct {
 	Network    Network  `json:"network,omitempty"`
 	Mounts     []Mount  `json:"mounts,omitempty"`
 	Devices    []string `json:"devices,omitempty"`
+	// Criteria lists the criteria measured in this lane (default: all four). Controls
+	// that share the host's namespaces measure only what is safe there: a nested daemon
+	// in the host's network namespace would change the host.
+	Criteria []string `json:"criteria,omitempty"`
 	// Expect is what the lane must achieve per criterion; a criterion missing here is
 	// measured and reported but not required (an honest finding, not a target).
 	Expect map[string]Verdict `json:"expect,omitempty"`

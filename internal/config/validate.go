@@ -145,9 +145,16 @@ func (l Lane) Validate() error {
 			add("devices: %q is not under /dev", d)
 		}
 	}
+	for _, crit := range l.Criteria {
+		if !slices.Contains(Criteria4, crit) {
+			add("criteria: unknown criterion %q; use %s", crit, strings.Join(Criteria4, ", "))
+		}
+	}
 	for crit, v := range l.Expect {
 		if !slices.Contains(Criteria4, crit) {
 			add("expect: unknown criterion %q; use %s", crit, strings.Join(Criteria4, ", "))
+		} else if len(l.Criteria) > 0 && !slices.Contains(l.Criteria, crit) {
+			add("expect[%s]: the lane does not measure %s; add it to criteria or drop the expectation", crit, crit)
 		}
 		if v != VerdictPass && v != VerdictFail {
 			add("expect[%s] %q: expect pass or fail", crit, v)
@@ -169,6 +176,9 @@ func LocalImageRef(ref string) error {
 	}
 	return nil
 }
+
+// Measures reports whether the lane measures a criterion.
+func (l Lane) Measures(criterion string) bool { return slices.Contains(l.Criteria, criterion) }
 
 // Lane returns the named lane.
 func (c *Config) Lane(name string) (Lane, bool) {

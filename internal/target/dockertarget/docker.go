@@ -21,6 +21,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
+	"kwc.dev/kwc/internal/capability"
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/target"
 )
@@ -90,6 +91,11 @@ func (t *Target) Describe(ctx context.Context) map[string]string {
 	facts["engine.storageDriver"] = i.Driver
 	facts["host.kernel"] = i.KernelVersion
 	facts["host.os"] = i.OperatingSystem
+	// The engine runs on this host, so the harness's own bounding set is the ceiling of
+	// every privileged container here: runc refuses --privileged when it lacks a cap.
+	if missing := capability.MissingFromBounding(); len(missing) > 0 {
+		facts["host.capBoundingMissing"] = strings.Join(missing, ",")
+	}
 	return facts
 }
 
@@ -151,6 +157,10 @@ func (t *Target) hostConfig(lane config.Lane) (*container.HostConfig, error) {
 	}
 	if lane.Runtime != DefaultRuntime && lane.Runtime != "" {
 		hc.Runtime = lane.Runtime
+	}
+	if lane.Network != config.NetworkHost {
+		// sudo resolves the host name; with no network nothing else would name it.
+		hc.ExtraHosts = []string{"workspace:127.0.1.1"}
 	}
 	if lane.HostPID {
 		hc.PidMode = "host"
@@ -227,7 +237,7 @@ func (w *workspace) EnterHint() string {
 
 // Exec runs req.Cmd. The command is wrapped in timeout(1) so it dies inside the
 // workspace at its deadline; the harness also stops waiting shortly after.
-func (w *workspace) Exec(ctx context.Context, req target.ExecRequest) (target.ExecResult, error) {
+func (w *workspace) Exec(ctx context.Context, req target.ExecRequest) (res target.ExecResult, err error) {
 	cmd := req.Cmd
 	if req.Timeout > 0 {
 		secs := strconv.FormatFloat(req.Timeout.Seconds(), 'f', 1, 64)
@@ -236,7 +246,7 @@ func (w *workspace) Exec(ctx context.Context, req target.ExecRequest) (target.Ex
 		ctx, cancel = context.WithTimeout(ctx, req.Timeout+15*time.Second)
 		defer cancel()
 	}
-	res := target.ExecResult{Cmd: req.Cmd, User: req.User}
+	res = target.ExecResult{Cmd: req.Cmd, User: req.User}
 	start := time.Now()
 	defer func() { res.Duration = time.Since(start) }()
 	created, err := w.t.cli.ExecCreate(ctx, w.id, client.ExecCreateOptions{
@@ -292,7 +302,7 @@ func (w *workspace) Exec(ctx context.Context, req target.ExecRequest) (target.Ex
 }
 
 func (w *workspace) CopyIn(ctx context.Context, dir string, tarStream io.Reader) error {
-	if _, err := w.t.cli.CopyToContainer(ctx, w.id, client.CopyToContainerOptions{DestinationPath: dir, Content: tarStream, CopyUIDGID: true}); err != nil {
+	if _, err := w.t.cli.CopyToContainer(ctx, w.id, client.CopyToContainerOptions{DestinationPath: dir, Content: tarStream}); err != nil {
 		return fmt.Errorf("copying into %s:%s: %w", w.name, dir, err)
 	}
 	return nil

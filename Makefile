@@ -1,0 +1,49 @@
+# kwc — Kata Workspace Conformance.
+#   make e2e                 the main job (kind + Kata; TARGET=docker for the local engine)
+#   make test                unit tests, fixture validation, the docker-target suite, calibration
+SHELL := /bin/bash
+GO ?= go
+GINKGO := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
+TARGET ?= kind
+LABELS ?=
+KWC_FLAGS ?=
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X kwc.dev/kwc/e2e/framework.version=$(VERSION)
+GINKGO_FLAGS := -v --timeout=2h --fail-on-empty --poll-progress-after=5m --poll-progress-interval=1m \
+	--ldflags="$(LDFLAGS)" $(if $(LABELS),--label-filter='$(LABELS)')
+
+.PHONY: e2e e2e-list test unit deps engine-start engine-stop vet fmt
+
+## e2e: run the conformance suite against TARGET (kind by default).
+e2e:
+	$(GINKGO) $(GINKGO_FLAGS) ./e2e -- --kwc.target=$(TARGET) $(KWC_FLAGS)
+
+## e2e-list: show the specs and labels a LABELS filter selects, without running them.
+e2e-list:
+	$(GINKGO) --dry-run -v $(if $(LABELS),--label-filter='$(LABELS)') ./e2e -- --kwc.target=docker $(KWC_FLAGS)
+
+## unit: unit tests and fixture validation (no engine needed).
+unit:
+	$(GO) test ./internal/... ./dockerfiles/... ./fixtures/... ./kindconfigs/... ./cmd/... ./e2e/framework/... ./e2e/specs/...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+## deps: install what the suite needs on Debian/Ubuntu (root), or say what is missing.
+deps:
+	@hack/deps.sh
+
+## test: everything that runs on one machine without KVM. Uses DOCKER_HOST when it
+## answers; otherwise starts a private engine for the run and stops it after.
+test: deps vet unit
+	@set -euo pipefail; \
+	if ! docker version >/dev/null 2>&1; then \
+	  eval "$$(hack/engine.sh start)"; trap 'hack/engine.sh stop' EXIT; \
+	fi; \
+	$(MAKE) --no-print-directory e2e TARGET=docker
+
+engine-start:
+	@hack/engine.sh start
+engine-stop:
+	@hack/engine.sh stop

@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"kwc.dev/kwc/dockerfiles"
+	"kwc.dev/kwc/e2e/framework"
+	"kwc.dev/kwc/e2e/specs"
+	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/target"
+)
+
+var _ = Describe("kwc conformance", func() {
+	for _, lane := range suite.Lanes {
+		Describe("lane "+lane.Name+" ("+string(lane.Role)+")", framework.Label(framework.LaneLabel(lane.Name)), Ordered, ContinueOnFailure, func() {
+			var ws target.Workspace
+			var tools *specs.Toolbox
+			failed := false
+			AfterEach(func() { failed = failed || CurrentSpecReport().Failed() })
+
+			BeforeAll(func(ctx SpecContext) {
+				suite.Logf("lane %s: starting its workspace (runtime %s)", lane.Name, lane.Runtime)
+				w, err := suite.Target.StartWorkspace(ctx, lane)
+				if err != nil {
+					suite.Recorder.SetLaneError(lane.Name, err.Error())
+				}
+				Expect(err).NotTo(HaveOccurred(), "starting the workspace of lane %s", lane.Name)
+				ws = w
+				suite.Recorder.SetWorkspace(lane.Name, w.Name())
+				// Registered first, so it runs last: the dump below sees a live workspace.
+				DeferCleanup(func(ctx context.Context) {
+					if suite.Config.Keep {
+						suite.Logf("lane %s: kept workspace %s; get in with: %s", lane.Name, w.Name(), w.EnterHint())
+						return
+					}
+					Expect(w.Stop(ctx)).To(Succeed())
+				})
+				DeferCleanup(func(ctx context.Context) {
+					if !failed && !CurrentSpecReport().Failed() {
+						return
+					}
+					dumpWorkspace(ctx, lane, w)
+				})
+				tools = specs.NewToolbox(w, base.Ref, base.Archive, fixtures, specs.Timeouts{
+					Exec:    suite.Config.Interval("default", "exec"),
+					Fixture: suite.Config.Interval("build", "fixture"),
+				})
+			}, NodeTimeout(suite.Config.Interval("default", "workspace-start")))
+
+			if lane.Measures(framework.LabelSudo) {
+				specs.SudoSpec(func() specs.SudoSpecInput {
+					return specs.SudoSpecInput{Suite: suite, Lane: lane, Workspace: ws}
+				})
+			}
+			if lane.Measures(framework.LabelBuild) {
+				specs.BuildSpec(func() specs.BuildSpecInput {
+					return specs.BuildSpecInput{Suite: suite, Lane: lane, Tools: tools, Fixtures: fixtures, Base: base}
+				})
+			}
+			if lane.Measures(framework.LabelRun) {
+				specs.RunSpec(func() specs.RunSpecInput {
+					return specs.RunSpecInput{Suite: suite, Lane: lane, Tools: tools, Image: fixtureNamed("single-stage")}
+				})
+			}
+			if lane.Measures(framework.LabelEscape) {
+				specs.EscapeSpec(func() specs.EscapeSpecInput {
+					return specs.EscapeSpecInput{Suite: suite, Lane: lane, Workspace: ws}
+				})
+			}
+		})
+	}
+})
+
+func fixtureNamed(name string) dockerfiles.Fixture {
+	for _, f := range fixtures {
+		if f.Name == name {
+			return f
+		}
+	}
+	Fail("no build fixture named " + name)
+	return dockerfiles.Fixture{}
+}
+
+// dumpWorkspace keeps what explains a failed lane without a re-run: the workspace's
+// own log and the nested daemon's log.
+func dumpWorkspace(ctx context.Context, lane config.Lane, w target.Workspace) {
+	dir := filepath.Join(suite.Dir, "artifacts", lane.Name)
+	_ = os.MkdirAll(dir, 0o755)
+	if logs, err := w.Logs(ctx); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "workspace.log"), []byte(logs), 0o644)
+	}
+	sh := framework.Shell{WS: w}
+	if r, err := sh.Sudo(ctx, suite.Config.Interval("default", "exec"), "cat /tmp/kwc/dockerd.log 2>/dev/null; ps -ef"); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "workspace-state.txt"), []byte(framework.Evidence(r)), 0o644)
+	}
+}

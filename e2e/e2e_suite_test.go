@@ -1,0 +1,117 @@
+package e2e
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"kwc.dev/kwc/dockerfiles"
+	"kwc.dev/kwc/e2e/framework"
+	"kwc.dev/kwc/e2e/specs"
+	"kwc.dev/kwc/internal/baseimage"
+	"kwc.dev/kwc/internal/engineimage"
+	"kwc.dev/kwc/internal/localregistry"
+	"kwc.dev/kwc/internal/report"
+)
+
+var (
+	flags framework.Flags
+	// suite is set in TestE2E before the tree is built: lanes shape the tree.
+	suite    *framework.Suite
+	fixtures []dockerfiles.Fixture
+	base     specs.FixtureBase
+)
+
+func init() {
+	flag.StringVar(&flags.Config, "kwc.config", "", "kwc.yaml to decode on top of the embedded defaults")
+	flag.StringVar(&flags.Target, "kwc.target", "", "where workspaces run: docker, kind or cluster (overrides the config)")
+	flag.StringVar(&flags.ReportsDir, "kwc.reports-dir", "", "where reports/<timestamp>-<id>/ goes (default: reports at the repository root)")
+	flag.BoolVar(&flags.Keep, "kwc.keep", false, "keep workspaces after the run and print how to get in")
+}
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	if flags.ReportsDir == "" {
+		flags.ReportsDir = "../reports"
+	}
+	s, err := framework.Setup(context.Background(), flags, os.Stdout)
+	suite = s
+	if err != nil {
+		s.Recorder.SetRunError(err.Error())
+		if _, ferr := s.Finish(context.Background()); ferr != nil {
+			t.Logf("kwc: %v", ferr)
+		}
+		t.Fatalf("kwc: %v", err)
+	}
+	fixtures, err = dockerfiles.Fixtures()
+	if err != nil {
+		t.Fatalf("kwc: reading the build fixtures: %v", err)
+	}
+	for _, l := range s.Lanes {
+		framework.RegisterLane(l.Name)
+	}
+	framework.FreezeLabels()
+	suiteConfig, reporterConfig := GinkgoConfiguration()
+	reporterConfig.JUnitReport = filepath.Join(s.Dir, "junit.xml")
+	reporterConfig.JSONReport = filepath.Join(s.Dir, "ginkgo-report.json")
+	s.Logf("run %s: target %s, lanes %d, report folder %s", s.RunID, s.Config.Target, len(s.Lanes), s.Dir)
+	RunSpecs(t, "kwc conformance", suiteConfig, reporterConfig)
+}
+
+var _ = BeforeSuite(func(ctx SpecContext) {
+	cfg := suite.Config
+	cli := suite.Docker.Client()
+	_, err := engineimage.EnsureDebianBase(ctx, cli, engineimage.DebianBase{
+		Ref: cfg.Images.WorkspaceBase, Suite: cfg.Images.DebianSuite, Mirror: cfg.Images.DebianMirror,
+		CacheDir: framework.CacheDir(),
+	}, suite.Logf)
+	if err != nil {
+		suite.Recorder.SetRunError(err.Error())
+	}
+	Expect(err).NotTo(HaveOccurred(), "making the workspace's Debian base")
+	id, err := engineimage.BuildImage(ctx, cli, engineimage.Build{
+		Ref: cfg.Images.Workspace, Context: dockerfiles.Workspace(),
+		Args:        map[string]string{"BASE": cfg.Images.WorkspaceBase},
+		HostNetwork: true, LogPath: filepath.Join(suite.Dir, "artifacts", "workspace-image-build.log"),
+	}, suite.Logf)
+	if err != nil {
+		suite.Recorder.SetRunError(err.Error())
+	}
+	Expect(err).NotTo(HaveOccurred(), "building the workspace image")
+	suite.Recorder.SetEnv(map[string]string{"image.workspace": cfg.Images.Workspace + "@" + id})
+
+	suite.Registry, err = localregistry.Start()
+	Expect(err).NotTo(HaveOccurred())
+	base, err = specs.PrepareFixtureBase(ctx, suite.Registry, baseimage.DefaultBusybox)
+	if err != nil {
+		suite.Recorder.SetRunError(err.Error())
+	}
+	Expect(err).NotTo(HaveOccurred(), "making the fixtures' base image")
+	suite.Recorder.SetEnv(map[string]string{"image.fixtureBase": base.Ref + "@" + base.Digest, "registry": suite.Registry.Host()})
+	suite.Logf("fixture base %s@%s served by the in-process registry", base.Ref, base.Digest)
+}, NodeTimeout(cfgTimeout("build", "image")))
+
+var _ = ReportAfterSuite("kwc conformance report", func(r Report) {
+	if !r.SuiteSucceeded && len(r.SpecialSuiteFailureReasons) > 0 {
+		suite.Recorder.SetRunError(r.SpecialSuiteFailureReasons[0])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := suite.Finish(ctx)
+	report.Matrix(os.Stdout, c)
+	Expect(err).NotTo(HaveOccurred())
+})
+
+// cfgTimeout reads an interval at tree-construction time, when the config is loaded.
+func cfgTimeout(spec, key string) time.Duration {
+	if suite == nil || suite.Config == nil {
+		return time.Hour
+	}
+	return suite.Config.Interval(spec, key)
+}

@@ -1,0 +1,156 @@
+// Package framework wires kwc's plain packages (config, targets, images, reports) into
+// the Ginkgo suite: the run, its workspaces, and the evidence specs record.
+package framework
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/localregistry"
+	"kwc.dev/kwc/internal/report"
+	"kwc.dev/kwc/internal/target"
+	"kwc.dev/kwc/internal/target/dockertarget"
+)
+
+// Flags are the suite's flags (--kwc.*).
+type Flags struct {
+	Config     string
+	Target     string
+	ReportsDir string
+	Keep       bool
+}
+
+// Suite is one run of the suite.
+type Suite struct {
+	Config   *config.Config
+	RunID    string
+	Dir      string // reports/<timestamp>-<id>
+	Target   target.Target
+	Docker   *dockertarget.Target // set on the docker target
+	Lanes    []config.Lane
+	Registry *localregistry.Registry
+	Recorder *report.Recorder
+	Out      io.Writer // progress lines
+	start    time.Time
+}
+
+// NewRunID returns a short random run id.
+func NewRunID() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Setup loads the config and prepares the run folder, before anything can fail slowly.
+// The returned suite always has a Recorder and Dir, so even a failed setup leaves a
+// report.
+func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
+	s := &Suite{RunID: NewRunID(), Out: out, start: time.Now()}
+	cfg, err := config.Load(f.Config, config.Overrides{Target: f.Target, ReportsDir: f.ReportsDir, Keep: f.Keep})
+	reportsDir := f.ReportsDir
+	if reportsDir == "" {
+		reportsDir = "reports"
+	}
+	if cfg != nil {
+		reportsDir = cfg.ReportsDir
+	}
+	if abs, aerr := filepath.Abs(reportsDir); aerr == nil {
+		reportsDir = abs
+	}
+	s.Dir = filepath.Join(reportsDir, s.start.UTC().Format("20060102-150405")+"-"+s.RunID)
+	run := report.Run{ID: s.RunID, Start: s.start.UTC(), Kwc: Version(), Config: cfg}
+	if cfg != nil {
+		run.Target = string(cfg.Target)
+	}
+	s.Recorder = report.NewRecorder(run, nil)
+	if err != nil {
+		return s, err
+	}
+	s.Config = cfg
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return s, fmt.Errorf("creating the report folder %s: %w", s.Dir, err)
+	}
+	switch cfg.Target {
+	case config.TargetDocker:
+		dt, err := dockertarget.New(s.RunID, cfg.Images.Workspace)
+		if err != nil {
+			return s, err
+		}
+		s.Target, s.Docker = dt, dt
+	case config.TargetKind, config.TargetCluster:
+		return s, fmt.Errorf("target %s is not available in this build yet: run the local slice with `make e2e TARGET=docker` (or --kwc.target=docker)", cfg.Target)
+	}
+	if err := s.Target.Preflight(ctx); err != nil {
+		return s, err
+	}
+	runtimes, err := s.Target.Runtimes(ctx)
+	if err != nil {
+		return s, err
+	}
+	lanes, err := cfg.EffectiveLanes(runtimes)
+	if err != nil {
+		return s, err
+	}
+	s.Lanes = lanes
+	s.Recorder = report.NewRecorder(run, lanes)
+	s.Recorder.SetEnv(s.Target.Describe(ctx))
+	return s, nil
+}
+
+// Logf prints a timestamped progress line.
+func (s *Suite) Logf(format string, args ...any) {
+	fmt.Fprintf(s.Out, "%s kwc: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// CacheDir is where slow, reusable inputs (the Debian base tarball) are kept.
+func CacheDir() string {
+	if d := os.Getenv("KWC_CACHE_DIR"); d != "" {
+		return d
+	}
+	if wd, err := os.Getwd(); err == nil {
+		// The suite runs in e2e/; the cache lives at the repository root.
+		if filepath.Base(wd) == "e2e" {
+			wd = filepath.Dir(wd)
+		}
+		return filepath.Join(wd, ".cache")
+	}
+	return filepath.Join(os.TempDir(), "kwc-cache")
+}
+
+// Finish writes the report, prints the matrix and removes what the run left, unless
+// the user asked to keep it.
+func (s *Suite) Finish(ctx context.Context) (report.Conformance, error) {
+	c := s.Recorder.Snapshot(time.Now().UTC())
+	var errs []error
+	if s.Dir != "" {
+		if p, err := report.Write(s.Dir, c); err != nil {
+			errs = append(errs, err)
+		} else {
+			s.Logf("report: %s", p)
+		}
+	}
+	if s.Registry != nil {
+		_ = s.Registry.Close()
+	}
+	if s.Target != nil && (s.Config == nil || !s.Config.Keep) {
+		if err := s.Target.Cleanup(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("cleanup: %w", err))
+		}
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("finishing the run: %v", errs)
+	}
+	return c, nil
+}
+
+// Version is kwc's version, stamped by the Makefile through -ldflags.
+func Version() string { return version }
+
+var version = "dev"

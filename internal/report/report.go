@@ -1,0 +1,287 @@
+// Package report holds the conformance report: its versioned schema, how it is written
+// under reports/<timestamp>-<id>/, and the lane x criterion matrix people read first.
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/verdict"
+)
+
+// APIVersion and Kind identify a conformance report.
+const (
+	APIVersion = "kwc.dev/v1alpha1"
+	Kind       = "ConformanceReport"
+)
+
+// Conformance is conformance.json.
+type Conformance struct {
+	APIVersion  string            `json:"apiVersion"`
+	Kind        string            `json:"kind"`
+	Run         Run               `json:"run"`
+	Environment map[string]string `json:"environment"`
+	Lanes       []*Lane           `json:"lanes"`
+}
+
+// Run says what ran, when, where and with what configuration.
+type Run struct {
+	ID     string         `json:"id"`
+	Target string         `json:"target"`
+	Start  time.Time      `json:"start"`
+	End    time.Time      `json:"end,omitzero"`
+	Kwc    string         `json:"kwcVersion"`
+	Config *config.Config `json:"config,omitempty"`
+	// Error is set when the run could not complete (preflight, interrupt).
+	Error string `json:"error,omitempty"`
+}
+
+// Lane is one lane's results.
+type Lane struct {
+	Name      string                        `json:"name"`
+	Role      config.Role                   `json:"role"`
+	Control   string                        `json:"control,omitempty"`
+	Runtime   string                        `json:"runtime"`
+	Shape     config.Shape                  `json:"shape"`
+	Isolation config.Isolation              `json:"isolation"`
+	Expect    map[string]config.Verdict     `json:"expect,omitempty"`
+	Measures  []string                      `json:"measures"`
+	Workspace string                        `json:"workspace,omitempty"`
+	Error     string                        `json:"error,omitempty"`
+	Criteria  map[string]*verdict.Criterion `json:"criteria"`
+}
+
+// Recorder gathers results while specs run; it is safe for concurrent use.
+type Recorder struct {
+	mu  sync.Mutex
+	doc Conformance
+}
+
+// NewRecorder starts a report for a run.
+func NewRecorder(run Run, lanes []config.Lane) *Recorder {
+	r := &Recorder{doc: Conformance{APIVersion: APIVersion, Kind: Kind, Run: run, Environment: map[string]string{}}}
+	for _, l := range lanes {
+		r.doc.Lanes = append(r.doc.Lanes, &Lane{
+			Name: l.Name, Role: l.Role, Control: l.Control, Runtime: l.Runtime, Shape: l.Shape,
+			Isolation: l.Isolation, Expect: l.Expect, Measures: l.Criteria, Criteria: map[string]*verdict.Criterion{},
+		})
+	}
+	return r
+}
+
+func (r *Recorder) lane(name string) *Lane {
+	for _, l := range r.doc.Lanes {
+		if l.Name == name {
+			return l
+		}
+	}
+	l := &Lane{Name: name, Criteria: map[string]*verdict.Criterion{}}
+	r.doc.Lanes = append(r.doc.Lanes, l)
+	return l
+}
+
+// SetCriterion records a lane's criterion.
+func (r *Recorder) SetCriterion(lane, criterion string, c verdict.Criterion) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lane(lane).Criteria[criterion] = &c
+}
+
+// SetLaneError records why a lane could not be measured.
+func (r *Recorder) SetLaneError(lane, msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lane(lane).Error = msg
+}
+
+// SetWorkspace records how to find the lane's workspace.
+func (r *Recorder) SetWorkspace(lane, name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lane(lane).Workspace = name
+}
+
+// SetEnv records environment facts.
+func (r *Recorder) SetEnv(facts map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, v := range facts {
+		r.doc.Environment[k] = v
+	}
+}
+
+// SetRunError records why the run did not complete.
+func (r *Recorder) SetRunError(msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.doc.Run.Error == "" {
+		r.doc.Run.Error = msg
+	}
+}
+
+// Snapshot returns a deep copy of the report, with End set and every criterion that
+// was never measured marked, so a reader never mistakes a gap for a result.
+func (r *Recorder) Snapshot(end time.Time) Conformance {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, _ := json.Marshal(r.doc)
+	var c Conformance
+	_ = json.Unmarshal(b, &c)
+	c.Run.End = end
+	for _, l := range c.Lanes {
+		for _, name := range config.Criteria4 {
+			if _, ok := l.Criteria[name]; ok {
+				continue
+			}
+			reason := "not run (filtered out, or the run stopped before it)"
+			if !slices.Contains(l.Measures, name) {
+				reason = "not measured in this lane (its criteria list leaves it out)"
+			}
+			if l.Error != "" {
+				reason = "not measured: " + l.Error
+			}
+			l.Criteria[name] = &verdict.Criterion{Verdict: verdict.Skipped, Reason: reason, Rule: "-", Checks: []verdict.Check{}}
+		}
+	}
+	return c
+}
+
+// Write writes conformance.json into dir and points <dir>/../latest at dir.
+func Write(dir string, c Conformance) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating report dir %s: %w", dir, err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(c); err != nil {
+		return "", fmt.Errorf("encoding the report: %w", err)
+	}
+	p := filepath.Join(dir, "conformance.json")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		return "", fmt.Errorf("writing %s: %w", p, err)
+	}
+	return p, PointLatest(dir)
+}
+
+// PointLatest makes <parent>/latest a relative link to dir.
+func PointLatest(dir string) error {
+	latest := filepath.Join(filepath.Dir(dir), "latest")
+	tmp := latest + ".tmp"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(filepath.Base(dir), tmp); err != nil {
+		return fmt.Errorf("linking %s: %w", latest, err)
+	}
+	if err := os.Rename(tmp, latest); err != nil {
+		return fmt.Errorf("linking %s: %w", latest, err)
+	}
+	return nil
+}
+
+// Read decodes a conformance.json strictly.
+func Read(path string) (Conformance, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Conformance{}, fmt.Errorf("reading %s: %w", path, err)
+	}
+	var c Conformance
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Conformance{}, fmt.Errorf("decoding %s: %w", path, err)
+	}
+	if c.APIVersion != APIVersion || c.Kind != Kind {
+		return Conformance{}, fmt.Errorf("%s: apiVersion %q kind %q, want %s %s", path, c.APIVersion, c.Kind, APIVersion, Kind)
+	}
+	return c, nil
+}
+
+// Matrix prints the lane x criterion matrix, then each lane's non-pass reasons.
+func Matrix(w io.Writer, c Conformance) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "LANE\tROLE\tRUNTIME\t%s\n", strings.ToUpper(strings.Join(config.Criteria4, "\t")))
+	for _, l := range c.Lanes {
+		role := string(l.Role)
+		if l.Control != "" {
+			role += " " + l.Control
+		}
+		cells := []string{l.Name, role, l.Runtime}
+		for _, name := range config.Criteria4 {
+			cells = append(cells, cell(l, name))
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	tw.Flush()
+	for _, l := range c.Lanes {
+		names := make([]string, 0, len(l.Criteria))
+		for n := range l.Criteria {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			cr := l.Criteria[n]
+			if cr.Verdict != verdict.Pass || cr.Reason != "" {
+				fmt.Fprintf(w, "  %s/%s %s: %s\n", l.Name, n, cr.Verdict, oneLine(cr.Reason, 200))
+			}
+		}
+	}
+}
+
+func cell(l *Lane, name string) string {
+	cr, ok := l.Criteria[name]
+	if !ok {
+		return "-"
+	}
+	s := string(cr.Verdict)
+	if len(cr.Tools) > 0 {
+		var parts []string
+		for _, t := range sortedKeys(cr.Tools) {
+			parts = append(parts, t+":"+short(cr.Tools[t]))
+		}
+		s += " (" + strings.Join(parts, " ") + ")"
+	}
+	if want, ok := l.Expect[name]; ok && want != cr.Verdict {
+		s += " !expected " + string(want)
+	}
+	return s
+}
+
+func short(v config.Verdict) string {
+	switch v {
+	case verdict.Pass:
+		return "ok"
+	case verdict.Fail:
+		return "FAIL"
+	case verdict.Skipped:
+		return "skip"
+	}
+	return "??"
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return s
+}

@@ -25,6 +25,8 @@ type Check struct {
 	Tool    string         `json:"tool,omitempty"`
 	Case    string         `json:"case,omitempty"`
 	Verdict config.Verdict `json:"verdict"`
+	// Result is an escape probe's own outcome (reached, blocked, ...), when a probe.
+	Result string `json:"result,omitempty"`
 	// Reason is one line saying why, for every verdict but pass.
 	Reason          string   `json:"reason,omitempty"`
 	Evidence        string   `json:"evidence"`

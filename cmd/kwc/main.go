@@ -1,0 +1,82 @@
+// kwc is the command-line side of the suite: calibrate the escape probes, clean up
+// what an interrupted run left, and show or validate configuration. The conformance
+// run itself is the Ginkgo suite (make e2e).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: kwc <command> [flags]
+
+commands:
+  calibrate   run the escape probes on the node, in each lane and in a VM; check
+              every probe reaches its control and nothing in the VM
+  cleanup     remove containers and canaries an interrupted run left behind
+  config      defaults | validate FILE
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := interruptible()
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "calibrate":
+		err = calibrateCmd(ctx, os.Args[2:])
+	case "cleanup":
+		err = cleanupCmd(ctx, os.Args[2:])
+	case "config":
+		err = configCmd(os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "kwc: unknown command %q\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	var fail exitError
+	if errors.As(err, &fail) {
+		os.Exit(int(fail))
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kwc: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// exitError ends the command with a code after it has said why.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+// interruptible cancels the context on the first Ctrl-C so cleanup runs; a second
+// Ctrl-C gives up on cleanup and exits at once.
+func interruptible() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ch
+		fmt.Fprintln(os.Stderr, "kwc: interrupted: cleaning up (press Ctrl-C again to abort cleanup)")
+		cancel()
+		<-ch
+		fmt.Fprintln(os.Stderr, "kwc: aborted; `kwc cleanup --all` removes what is left")
+		os.Exit(130)
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("kwc "+name, flag.ContinueOnError)
+	return fs
+}

@@ -1,0 +1,302 @@
+// Package nodeagent plants a run's secret canaries on the node, records the node's
+// facts, snapshots node state before and after a lane, and removes everything it
+// planted. It holds the secret; probes never see it. On the docker target it runs in
+// the harness, on the host; on Kubernetes targets it runs as a privileged DaemonSet.
+package nodeagent
+
+import (
+	"bufio"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"kwc.dev/kwc/internal/probe"
+	"kwc.dev/kwc/internal/probespec"
+)
+
+// CanaryRoot is where the file canary lives on the node's root filesystem, in no
+// workspace volume.
+const CanaryRoot = "/var/lib/kwc-canary"
+
+// Options tune what is planted.
+type Options struct {
+	RunID string
+	// Sockets are runtime sockets on the node the probes may ask (the engine's own).
+	Sockets []string
+	// EngineID is the node engine's identity, for the runtime-socket probe.
+	EngineID string
+	// Logf prints progress; may be nil.
+	Logf func(string, ...any)
+}
+
+// Planted is a run's canaries, alive until Remove.
+type Planted struct {
+	spec    probespec.Spec
+	token   string
+	facts   map[string]string
+	planted []string // what was planted, for the report
+	undo    []func() error
+	mu      sync.Mutex
+	removed bool
+}
+
+// Marker names everything of run runID.
+func Marker(runID string) string { return "kwc-canary-" + runID }
+
+// Content is what every canary holds: the marker, then the secret.
+func Content(runID, token string) string { return Marker(runID) + ":" + token }
+
+// Answer is the challenge listeners' answer to a nonce.
+func Answer(token, nonce string) string {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte(nonce))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Plant plants every canary it can. A canary that cannot be planted here (no loop
+// devices, say) is recorded as missing, and its probe reports not-applicable; an
+// error means the agent cannot work at all (not root, say).
+func Plant(o Options) (*Planted, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the node agent must run as root to plant canaries on the host (run the suite as root, or use a Kubernetes target where it runs as a DaemonSet)")
+	}
+	logf := o.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	tok := make([]byte, 16)
+	if _, err := rand.Read(tok); err != nil {
+		return nil, err
+	}
+	p := &Planted{token: hex.EncodeToString(tok)}
+	marker := Marker(o.RunID)
+	content := Content(o.RunID, p.token)
+	p.spec = probespec.Spec{
+		RunID: o.RunID, Marker: marker,
+		CanaryPath:     filepath.Join(CanaryRoot, o.RunID, "canary"),
+		AbstractSocket: marker,
+		ShmName:        marker,
+		ShmKey:         int(0x6b770000 | crc32.ChecksumIEEE([]byte(o.RunID))&0xffff),
+		KeyDescription: marker,
+		Sockets:        o.Sockets,
+		TempDir:        "/tmp/kwc-probe-" + o.RunID,
+		TimeoutSeconds: 5,
+	}
+	steps := []struct {
+		name string
+		f    func() error
+	}{
+		{"file", func() error { return p.plantFile(content) }},
+		{"process", func() error { return p.plantProcess(content) }},
+		{"loopback listener", func() error { return p.plantListener("tcp", "127.0.0.1:0") }},
+		{"abstract socket", func() error { return p.plantListener("unix", "@"+marker) }},
+		{"kernel log line", func() error { return plantKmsg(content) }},
+		{"/dev/shm entry", func() error { return p.plantShmFile(content) }},
+		{"SysV shared memory", func() error { return p.plantSysvShm(content) }},
+		{"keyring key", func() error { return p.plantKey(content) }},
+		{"loop device", func() error { return p.plantLoop(content) }},
+	}
+	for _, s := range steps {
+		if err := s.f(); err != nil {
+			logf("node agent: could not plant the %s canary: %v", s.name, err)
+			p.planted = append(p.planted, s.name+": not planted: "+err.Error())
+			continue
+		}
+		p.planted = append(p.planted, s.name)
+	}
+	p.facts = probe.KernelFacts()
+	p.facts["cgroupMode"] = probe.CgroupMode()
+	if o.EngineID != "" {
+		p.facts["engineID"] = o.EngineID
+	}
+	logf("node agent: planted %d canaries for run %s", len(p.undo), o.RunID)
+	return p, nil
+}
+
+// Spec is what probes are told. It never holds the secret.
+func (p *Planted) Spec() probespec.Spec { return p.spec }
+
+// Token is the run's secret, for the verdict rules only.
+func (p *Planted) Token() string { return p.token }
+
+// Facts are the node's facts recorded when the canaries were planted.
+func (p *Planted) Facts() map[string]string { return p.facts }
+
+// Inventory says which canaries were planted and which could not be.
+func (p *Planted) Inventory() []string { return append([]string(nil), p.planted...) }
+
+// Remove removes every canary, newest first, and reports what it could not remove.
+// It is safe to call more than once.
+func (p *Planted) Remove() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.removed {
+		return nil
+	}
+	p.removed = true
+	var errs []error
+	for i := len(p.undo) - 1; i >= 0; i-- {
+		if err := p.undo[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Planted) plantFile(content string) error {
+	dir := filepath.Dir(p.spec.CanaryPath)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	p.undo = append(p.undo, func() error { return os.RemoveAll(dir) })
+	return os.WriteFile(p.spec.CanaryPath, []byte(content+"\n"), 0o600)
+}
+
+// plantProcess starts a sleeper whose argv and environment carry the secret; it dies
+// with the harness (PDEATHSIG), so a killed run leaves no canary process behind.
+func (p *Planted) plantProcess(content string) error {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(sleep, "10800")
+	cmd.Args[0] = content
+	cmd.Env = []string{"KWC_CANARY=" + content}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	p.undo = append(p.undo, func() error {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		return nil
+	})
+	return nil
+}
+
+// plantListener serves the challenge: "KWC-CHALLENGE <nonce>" gets HMAC(secret, nonce).
+func (p *Planted) plantListener(network, addr string) error {
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return err
+	}
+	if network == "tcp" {
+		p.spec.LoopbackPort = ln.Addr().(*net.TCPAddr).Port
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				line, err := bufio.NewReader(c).ReadString('\n')
+				if err != nil {
+					return
+				}
+				if nonce, ok := strings.CutPrefix(strings.TrimSpace(line), "KWC-CHALLENGE "); ok {
+					fmt.Fprintf(c, "%s\n", Answer(p.token, nonce))
+				}
+			}(c)
+		}
+	}()
+	p.undo = append(p.undo, ln.Close)
+	return nil
+}
+
+func plantKmsg(content string) error {
+	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// The line ages out of the ring buffer; the secret is random and per run.
+	_, err = fmt.Fprintf(f, "%s\n", content)
+	return err
+}
+
+func (p *Planted) plantShmFile(content string) error {
+	path := "/dev/shm/" + p.spec.ShmName
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		return err
+	}
+	p.undo = append(p.undo, func() error { return os.Remove(path) })
+	return nil
+}
+
+func (p *Planted) plantSysvShm(content string) error {
+	id, err := unix.SysvShmGet(p.spec.ShmKey, 4096, unix.IPC_CREAT|unix.IPC_EXCL|0o600)
+	if err != nil {
+		return fmt.Errorf("shmget: %w", err)
+	}
+	p.undo = append(p.undo, func() error { _, err := unix.SysvShmCtl(id, unix.IPC_RMID, nil); return err })
+	b, err := unix.SysvShmAttach(id, 0, 0)
+	if err != nil {
+		return fmt.Errorf("shmat: %w", err)
+	}
+	copy(b, content)
+	return unix.SysvShmDetach(b)
+}
+
+func (p *Planted) plantKey(content string) error {
+	id, err := unix.AddKey("user", p.spec.KeyDescription, []byte(content), unix.KEY_SPEC_USER_KEYRING)
+	if err != nil {
+		return fmt.Errorf("add_key: %w", err)
+	}
+	p.undo = append(p.undo, func() error { _, err := unix.KeyctlInt(unix.KEYCTL_INVALIDATE, id, 0, 0, 0); return err })
+	// Readable by every process of root's user, possessor or not: the probe in a
+	// container is root but does not possess the harness's keys.
+	_, err = unix.KeyctlInt(unix.KEYCTL_SETPERM, id, 0x3f0b0000, 0, 0)
+	return err
+}
+
+// plantLoop makes a small ext4 image holding the canary file and attaches it
+// read-only to a loop device. It must happen before workspaces start: a privileged
+// container sees the host's device nodes as they were when it was created.
+func (p *Planted) plantLoop(content string) error {
+	work := filepath.Join(os.TempDir(), "kwc-loop-"+p.spec.RunID)
+	if err := os.MkdirAll(filepath.Join(work, "fs"), 0o700); err != nil {
+		return err
+	}
+	p.undo = append(p.undo, func() error { return os.RemoveAll(work) })
+	if err := os.WriteFile(filepath.Join(work, "fs", "canary"), []byte(content+"\n"), 0o600); err != nil {
+		return err
+	}
+	img := filepath.Join(work, "canary.img")
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-d", filepath.Join(work, "fs"), img, "4M").CombinedOutput(); err != nil {
+		return fmt.Errorf("mkfs.ext4: %v: %s", err, out)
+	}
+	out, err := exec.Command("losetup", "--find", "--show", "--read-only", img).Output()
+	if err != nil {
+		return fmt.Errorf("losetup: %w", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	p.undo = append(p.undo, func() error {
+		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+			return fmt.Errorf("losetup -d %s: %v: %s", dev, err, out)
+		}
+		return nil
+	})
+	var st unix.Stat_t
+	if err := unix.Stat(dev, &st); err != nil {
+		return err
+	}
+	p.spec.LoopDevice = fmt.Sprintf("%d:%d", unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
+	return nil
+}

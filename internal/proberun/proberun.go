@@ -1,0 +1,154 @@
+// Package proberun builds the static kwc-probe binary and runs it in a workspace: as
+// root through sudo (what the workspace user can do), and nested, inside a privileged
+// container the workspace's own engine starts.
+package proberun
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"kwc.dev/kwc/internal/probespec"
+	"kwc.dev/kwc/internal/target"
+)
+
+// Build compiles cmd/kwc-probe statically into dir and returns the binary's bytes.
+func Build(ctx context.Context, dir string) ([]byte, string, error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	out := filepath.Join(dir, "kwc-probe")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/kwc-probe")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, "", fmt.Errorf("building kwc-probe: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	return b, out, err
+}
+
+func moduleRoot(ctx context.Context) (string, error) {
+	b, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("finding the kwc module (go env GOMOD): %w", err)
+	}
+	mod := strings.TrimSpace(string(b))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the kwc module: run from the repository")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// Where the probe lives in a workspace.
+const (
+	Dir    = "/tmp/kwc-bin"
+	Binary = Dir + "/kwc-probe"
+)
+
+// Install copies the binary into the workspace.
+func Install(ctx context.Context, ws target.Workspace, bin []byte) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "kwc-bin/", Mode: 0o755, ModTime: time.Now()}); err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "kwc-bin/kwc-probe", Mode: 0o755, Size: int64(len(bin)), ModTime: time.Now()}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(bin); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return ws.CopyIn(ctx, "/tmp", &buf)
+}
+
+// Run runs the probe set in the workspace as root through sudo; where sudo is refused
+// it runs as the workspace user, and says so.
+func Run(ctx context.Context, ws target.Workspace, spec probespec.Spec, timeout time.Duration) (probespec.Result, string, error) {
+	in, err := json.Marshal(spec)
+	if err != nil {
+		return probespec.Result{}, "", err
+	}
+	var evidence strings.Builder
+	for _, cmd := range [][]string{{"sudo", "-n", Binary, "--spec", "-"}, {Binary, "--spec", "-"}} {
+		r, err := ws.Exec(ctx, target.ExecRequest{Cmd: cmd, Stdin: bytes.NewReader(in), Timeout: timeout})
+		if err != nil {
+			return probespec.Result{}, evidence.String(), err
+		}
+		fmt.Fprintf(&evidence, "$ %s: exit %d in %.1fs\n", strings.Join(cmd, " "), r.ExitCode, r.Duration.Seconds())
+		if !r.OK() {
+			evidence.WriteString(lastLines(r.Stderr, 5))
+			continue
+		}
+		res, err := Decode([]byte(r.Stdout))
+		if err != nil {
+			return probespec.Result{}, evidence.String(), err
+		}
+		return res, evidence.String(), nil
+	}
+	return probespec.Result{}, evidence.String(), fmt.Errorf("kwc-probe did not run in %s, with or without sudo", ws.Name())
+}
+
+// Nested runs the probe set inside a privileged container started by the workspace's
+// own engine (docker, then podman), with the workspace's PID and network namespaces
+// and its root mounted: each flag must map to the workspace, never to the node.
+// applicable is false when no engine in the workspace can start such a container.
+func Nested(ctx context.Context, ws target.Workspace, spec probespec.Spec, image string, timeout time.Duration) (res probespec.Result, evidence string, applicable bool, err error) {
+	in, err := json.Marshal(spec)
+	if err != nil {
+		return probespec.Result{}, "", false, err
+	}
+	var ev strings.Builder
+	for _, tool := range []string{"docker", "podman"} {
+		cmd := []string{"sudo", "-n", tool, "run", "--rm", "-i", "--privileged", "--pid=host", "--network=host",
+			"-v", "/:/host:ro", "-v", Dir + ":" + Dir + ":ro", image, Binary, "--spec", "-"}
+		r, err := ws.Exec(ctx, target.ExecRequest{Cmd: cmd, Stdin: bytes.NewReader(in), Timeout: timeout})
+		if err != nil {
+			return probespec.Result{}, ev.String(), false, err
+		}
+		fmt.Fprintf(&ev, "$ %s: exit %d in %.1fs\n", strings.Join(cmd, " "), r.ExitCode, r.Duration.Seconds())
+		if !r.OK() {
+			ev.WriteString(lastLines(r.Stderr, 3))
+			continue
+		}
+		res, err := Decode([]byte(r.Stdout))
+		if err != nil {
+			return probespec.Result{}, ev.String(), true, err
+		}
+		return res, ev.String(), true, nil
+	}
+	return probespec.Result{}, ev.String(), false, nil
+}
+
+// Decode reads a probe result strictly.
+func Decode(b []byte) (probespec.Result, error) {
+	var res probespec.Result
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&res); err != nil {
+		return probespec.Result{}, fmt.Errorf("decoding kwc-probe output: %w (first bytes: %.200q)", err, b)
+	}
+	return res, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	if len(lines) == 1 && lines[0] == "" {
+		return ""
+	}
+	return "  " + strings.Join(lines, "\n  ") + "\n"
+}

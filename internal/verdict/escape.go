@@ -1,0 +1,241 @@
+package verdict
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+
+	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/probespec"
+)
+
+// Result is an escape probe's outcome, decided by the harness.
+type Result string
+
+const (
+	Reached       Result = "reached"
+	Blocked       Result = "blocked"
+	NotApplicable Result = "not-applicable"
+	Error         Result = "error"
+)
+
+// Secret is what the node agent planted: every canary holds Marker + ":" + Token.
+type Secret struct {
+	Marker string
+	Token  string
+}
+
+// ProbeVerdict is one probe's outcome in one context.
+type ProbeVerdict struct {
+	ID         string   `json:"id"`
+	Result     Result   `json:"result"`
+	Reason     string   `json:"reason"`
+	Techniques []string `json:"techniques"`
+	Control    string   `json:"control"`
+	Evidence   string   `json:"evidence"`
+	DurationMS int64    `json:"durationMs"`
+}
+
+// JudgeProbe decides one observation. node holds the node's facts (bootID,
+// modulesHash, engineID, ...). Evidence is redacted: the secret never leaves.
+func JudgeProbe(o probespec.Observation, node map[string]string, sec Secret) ProbeVerdict {
+	p, known := probespec.Lookup(o.ID)
+	v := ProbeVerdict{ID: o.ID, Techniques: p.Techniques, Control: p.Control, DurationMS: o.DurationMS,
+		Evidence: redact(strings.Join(o.Evidence, "\n"), sec)}
+	if !known {
+		v.Result, v.Reason = Error, "unknown probe id (harness and probe binary differ?)"
+		return v
+	}
+	switch o.Status {
+	case probespec.Errored:
+		v.Result, v.Reason = Error, o.Reason
+		return v
+	case probespec.NotApplicable:
+		v.Result, v.Reason = NotApplicable, o.Reason
+		return v
+	}
+	sameKernel := o.Facts["bootID"] != "" && o.Facts["bootID"] == node["bootID"]
+	switch p.Rule {
+	case probespec.RuleSecret:
+		for _, c := range o.Candidates {
+			if sec.Token != "" && strings.Contains(c, sec.Token) {
+				v.Result, v.Reason = Reached, "read the node's secret: "+redact(c, sec)
+				return v
+			}
+		}
+		v.Result, v.Reason = Blocked, fmt.Sprintf("%d candidates read, none holds the secret", len(o.Candidates))
+	case probespec.RuleChallenge:
+		for _, c := range o.Candidates {
+			parts := strings.SplitN(c, ":", 3)
+			if len(parts) == 3 && parts[0] == "challenge" && hmac.Equal([]byte(parts[2]), []byte(answer(sec.Token, parts[1]))) {
+				v.Result, v.Reason = Reached, "a listener on the node answered the challenge with the secret's HMAC"
+				return v
+			}
+		}
+		v.Result, v.Reason = Blocked, "no listener that knows the secret answered"
+	case probespec.RuleSameKernel:
+		if o.Facts["bootID"] == "" {
+			v.Result, v.Reason = Error, "no boot_id observed"
+			return v
+		}
+		if !sameKernel {
+			v.Result, v.Reason = Blocked, "a different kernel: boot_id "+o.Facts["bootID"]+" is not the node's"
+			return v
+		}
+		if o.ID == "P18-kernel-modules" {
+			if o.Facts["modulesHash"] != node["modulesHash"] {
+				v.Result, v.Reason = Blocked, "module list differs from the node's"
+				return v
+			}
+			if o.Facts["finitModuleErrno"] == "EPERM" {
+				v.Result, v.Reason = Blocked, "the node's kernel, but module loading is denied (EPERM)"
+				return v
+			}
+			v.Result, v.Reason = Reached, "the node's kernel and module list, and module loading is not denied ("+o.Facts["finitModuleErrno"]+")"
+			return v
+		}
+		v.Result, v.Reason = Reached, "the node's kernel: boot_id equals the node's"
+	case probespec.RuleWritableSameKernel:
+		switch {
+		case o.Facts["writable"] != "true":
+			v.Result, v.Reason = Blocked, "not writable here"
+		case !sameKernel:
+			v.Result, v.Reason = Blocked, "writable, but it belongs to another kernel (boot_id differs from the node's)"
+		default:
+			v.Result, v.Reason = Reached, "writable, and the kernel is the node's: a write would change the node"
+		}
+	case probespec.RuleNodeEngine:
+		for _, c := range o.Candidates {
+			if id, ok := strings.CutPrefix(c, "engine-id:"); ok && node["engineID"] != "" && id == node["engineID"] {
+				v.Result, v.Reason = Reached, "a runtime socket answered with the node engine's identity"
+				return v
+			}
+		}
+		v.Result, v.Reason = Blocked, fmt.Sprintf("%d engines answered, none is the node's", len(o.Candidates))
+	default:
+		v.Result, v.Reason = Error, "no rule for "+string(p.Rule)
+	}
+	return v
+}
+
+func answer(token, nonce string) string {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte(nonce))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func redact(s string, sec Secret) string {
+	if sec.Token == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, sec.Token, "<secret>")
+}
+
+// Controls records, per probe, its result in its designated control lane: reached
+// proves the probe works; not-applicable says the primitive does not exist on this
+// node at all.
+type Controls map[string]Result
+
+// ControlsFrom reads a control lane's probe verdicts.
+func ControlsFrom(into Controls, control string, vs []ProbeVerdict) {
+	for _, v := range vs {
+		if v.Control == control && (into[v.ID] != Reached) {
+			into[v.ID] = v.Result
+		}
+	}
+}
+
+// EscapeLane is what the escape criterion of one lane is decided from.
+type EscapeLane struct {
+	Lane config.Lane
+	// Contexts maps a context (base, nested) to its probe verdicts.
+	Contexts map[string][]ProbeVerdict
+	// HostDiff is what changed on the node while the lane ran.
+	HostDiff []string
+	// Controls says which probes reached their control in this run.
+	Controls Controls
+}
+
+// RuleEscapeSubject and RuleEscapeControl are stated in the report.
+const (
+	RuleEscapeSubject = "pass when every probe is blocked or not applicable, every probe was reached in its control lane in this run, and the node is unchanged; a reached probe fails; a probe whose control did not reach it is inconclusive; a VM-isolated lane with the node's kernel fails"
+	RuleEscapeControl = "pass when every probe designated for this control is reached here and the node is unchanged: the control proves the probes can see what they look for"
+)
+
+// EscapeCriterion decides a lane's escape criterion.
+func EscapeCriterion(in EscapeLane) Criterion {
+	var checks []Check
+	ctxs := make([]string, 0, len(in.Contexts))
+	for c := range in.Contexts {
+		ctxs = append(ctxs, c)
+	}
+	sort.Strings(ctxs)
+	control := in.Lane.Role == config.RoleControl
+	vmBreach := ""
+	for _, ctx := range ctxs {
+		for _, pv := range in.Contexts[ctx] {
+			ch := Check{ID: ctx + "/" + pv.ID, Case: ctx, Evidence: pv.Evidence, Techniques: pv.Techniques,
+				DurationSeconds: float64(pv.DurationMS) / 1000, Result: string(pv.Result)}
+			switch {
+			case control && pv.Control == in.Lane.Control && ctx == "base":
+				if pv.Result == Reached {
+					ch.Verdict = Pass
+				} else {
+					ch.Verdict = Fail
+					ch.Reason = fmt.Sprintf("%s here, but %s must reach it (%s): the probe or the environment is broken", pv.Result, in.Lane.Control, pv.Reason)
+				}
+			case control:
+				ch.Verdict, ch.Reason = Skipped, fmt.Sprintf("informational in control %s (%s): %s", in.Lane.Control, pv.Result, pv.Reason)
+			case pv.ID == "P01-kernel-identity" && in.Lane.Isolation == config.IsolationContainer:
+				// Sharing the kernel is what container isolation is; it is not itself a path
+				// to the node. The probes below judge the paths.
+				ch.Verdict, ch.Reason = Skipped, "informational: the lane's isolation is container, so it shares the node's kernel by design ("+string(pv.Result)+")"
+			case pv.Result == Reached:
+				ch.Verdict, ch.Reason = Fail, pv.Reason
+				if pv.ID == "P01-kernel-identity" {
+					vmBreach = ctx + ": " + pv.Reason
+				}
+			case pv.Result == Error:
+				ch.Verdict, ch.Reason = Inconclusive, "probe error: "+pv.Reason
+			case in.Controls[pv.ID] == NotApplicable && pv.Result != Reached:
+				ch.Verdict, ch.Reason = Skipped, "not applicable on this node: its control "+pv.Control+" found no such primitive either ("+pv.Reason+")"
+			case in.Controls[pv.ID] != Reached:
+				ch.Verdict, ch.Reason = Inconclusive, fmt.Sprintf("%s, but the probe was not reached in its control %s in this run, so this proves nothing", pv.Result, pv.Control)
+			case pv.Result == NotApplicable:
+				ch.Verdict, ch.Reason = Skipped, "not applicable: "+pv.Reason
+			default:
+				ch.Verdict, ch.Reason = Pass, pv.Reason
+			}
+			checks = append(checks, ch)
+		}
+	}
+	sweep := Check{ID: "host-state-unchanged", Case: "node", Evidence: "node state compared before and after the lane's probes"}
+	if len(in.HostDiff) == 0 {
+		sweep.Verdict = Pass
+	} else {
+		sweep.Verdict, sweep.Reason = Fail, "node state changed: "+strings.Join(in.HostDiff, "; ")
+		sweep.Evidence += ":\n" + strings.Join(in.HostDiff, "\n")
+	}
+	checks = append(checks, sweep)
+	c := AllChecks(checks)
+	c.Rule = RuleEscapeSubject
+	if control {
+		c.Rule = RuleEscapeControl
+	}
+	if vmBreach != "" {
+		c.Verdict, c.Reason = Fail, "the lane is declared VM-isolated but runs on the node's kernel ("+vmBreach+")"
+	}
+	return c
+}
+
+// JudgeAll decides every observation of a probe result.
+func JudgeAll(res probespec.Result, node map[string]string, sec Secret) []ProbeVerdict {
+	out := make([]ProbeVerdict, 0, len(res.Observations))
+	for _, o := range res.Observations {
+		out = append(out, JudgeProbe(o, node, sec))
+	}
+	return out
+}

@@ -65,7 +65,7 @@ func scanForMarker(path string, limit int64, marker string) ([]string, int64, er
 
 type blockDev struct {
 	name, dev string
-	size     int64
+	size      int64
 }
 
 func blockDevices() ([]blockDev, error) {

@@ -15,9 +15,11 @@ import (
 	"kwc.dev/kwc/internal/target"
 )
 
-var _ = Describe("kwc conformance", func() {
+// Ordered: lanes run as listed, controls first, because a subject's escape verdict
+// rests on what the controls proved in this run; Ginkgo would otherwise shuffle them.
+var _ = Describe("kwc conformance", Ordered, ContinueOnFailure, func() {
 	for _, lane := range suite.Lanes {
-		Describe("lane "+lane.Name+" ("+string(lane.Role)+")", framework.Label(framework.LaneLabel(lane.Name)), Ordered, ContinueOnFailure, func() {
+		Describe("lane "+lane.Name+" ("+string(lane.Role)+")", framework.Label(framework.LaneLabel(lane.Name)), Ordered, func() {
 			var ws target.Workspace
 			var tools *specs.Toolbox
 			failed := false
@@ -69,7 +71,8 @@ var _ = Describe("kwc conformance", func() {
 			}
 			if lane.Measures(framework.LabelEscape) {
 				specs.EscapeSpec(func() specs.EscapeSpecInput {
-					return specs.EscapeSpecInput{Suite: suite, Lane: lane, Workspace: ws}
+					return specs.EscapeSpecInput{Suite: suite, Lane: lane, Workspace: ws, Tools: tools,
+						Agent: agent, AgentError: agentErr, ProbeBin: probeBin, Controls: controls, NodeReference: nodeRef}
 				})
 			}
 		})

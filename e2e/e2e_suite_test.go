@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,11 +19,21 @@ import (
 	"kwc.dev/kwc/internal/baseimage"
 	"kwc.dev/kwc/internal/engineimage"
 	"kwc.dev/kwc/internal/localregistry"
+	"kwc.dev/kwc/internal/nodeagent"
+	"kwc.dev/kwc/internal/proberun"
 	"kwc.dev/kwc/internal/report"
+	"kwc.dev/kwc/internal/verdict"
 )
 
 var (
 	flags framework.Flags
+	// agent holds this run's canaries on the node; agentErr says why there are none.
+	agent    *nodeagent.Planted
+	agentErr error
+	probeBin []byte
+	// nodeRef is the probe set run on the node itself: the reference that reaches all.
+	nodeRef  []verdict.ProbeVerdict
+	controls = verdict.Controls{}
 	// suite is set in TestE2E before the tree is built: lanes shape the tree.
 	suite    *framework.Suite
 	fixtures []dockerfiles.Fixture
@@ -95,7 +107,37 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred(), "making the fixtures' base image")
 	suite.Recorder.SetEnv(map[string]string{"image.fixtureBase": base.Ref + "@" + base.Digest, "registry": suite.Registry.Host()})
 	suite.Logf("fixture base %s@%s served by the in-process registry", base.Ref, base.Digest)
+
+	var probePath string
+	probeBin, probePath, err = proberun.Build(ctx, GinkgoT().TempDir())
+	Expect(err).NotTo(HaveOccurred(), "building kwc-probe")
+	// Canaries go down before any workspace starts: a privileged container sees the
+	// host's device nodes (the loop canary) as they were when it was created.
+	engineID, sockets, err := suite.Docker.EngineIdentity(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	agent, agentErr = nodeagent.Plant(nodeagent.Options{RunID: suite.RunID, Sockets: sockets, EngineID: engineID, Logf: suite.Logf})
+	if agentErr != nil {
+		suite.Logf("escape probes will be inconclusive: %v", agentErr)
+	} else {
+		suite.Recorder.SetEnv(map[string]string{"canaries": strings.Join(agent.Inventory(), "; "), "node.bootID": agent.Facts()["bootID"], "node.kernel": agent.Facts()["kernel"], "node.cgroupMode": agent.Facts()["cgroupMode"]})
+		res, err := proberun.OnNode(ctx, probePath, agent.Spec())
+		Expect(err).NotTo(HaveOccurred(), "running kwc-probe on the node as the reference")
+		nodeRef = verdict.JudgeAll(res, agent.Facts(), verdict.Secret{Marker: agent.Spec().Marker, Token: agent.Token()})
+		var missed []string
+		for _, v := range nodeRef {
+			if v.Result != verdict.Reached && v.Result != verdict.NotApplicable {
+				missed = append(missed, v.ID+" "+string(v.Result))
+			}
+		}
+		suite.Recorder.SetEnv(map[string]string{"node.probeReference": fmt.Sprintf("%d probes, not reached on the node: %v", len(nodeRef), missed)})
+	}
 }, NodeTimeout(cfgTimeout("build", "image")))
+
+var _ = AfterSuite(func() {
+	if agent != nil {
+		Expect(agent.Remove()).To(Succeed(), "removing the canaries from the node (kwc cleanup --run %s removes leftovers)", suite.RunID)
+	}
+})
 
 var _ = ReportAfterSuite("kwc conformance report", func(r Report) {
 	if !r.SuiteSucceeded && len(r.SpecialSuiteFailureReasons) > 0 {

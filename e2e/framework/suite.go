@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"kwc.dev/kwc/internal/config"
@@ -98,6 +99,8 @@ func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
 	if err != nil {
 		return s, err
 	}
+	// Controls run first: a subject's escape verdict rests on what they proved.
+	sort.SliceStable(lanes, func(i, j int) bool { return lanes[i].Role == config.RoleControl && lanes[j].Role != config.RoleControl })
 	s.Lanes = lanes
 	s.Recorder = report.NewRecorder(run, lanes)
 	s.Recorder.SetEnv(s.Target.Describe(ctx))

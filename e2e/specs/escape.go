@@ -1,12 +1,19 @@
 package specs
 
 import (
+	"context"
+	"fmt"
+	"strings"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"kwc.dev/kwc/e2e/framework"
 	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/nodeagent"
+	"kwc.dev/kwc/internal/proberun"
 	"kwc.dev/kwc/internal/target"
+	"kwc.dev/kwc/internal/verdict"
 )
 
 // EscapeSpecInput is what EscapeSpec needs.
@@ -14,13 +21,76 @@ type EscapeSpecInput struct {
 	Suite     *framework.Suite
 	Lane      config.Lane
 	Workspace target.Workspace
+	Tools     *Toolbox
+	// Agent is the node agent holding this run's canaries; nil when it could not run.
+	Agent      *nodeagent.Planted
+	AgentError error
+	// NodeReference is the probe set's result on the node itself.
+	NodeReference []verdict.ProbeVerdict
+	ProbeBin      []byte
+	// Controls gathers what each control lane proved; controls run before subjects.
+	Controls verdict.Controls
 }
 
-// EscapeSpec tries to reach the host from the workspace.
+// EscapeSpec runs the escape probes in the workspace, as root through sudo and nested
+// in a privileged container the workspace's own engine starts, and judges them against
+// the node's canaries and facts and against what the controls proved in this run.
 func EscapeSpec(inputGetter func() EscapeSpecInput) {
-	It("cannot reach anything planted on the host", framework.Label(framework.LabelEscape), func(ctx SpecContext) {
+	It("reaches nothing planted on the node: every probe blocked where its control reaches it, node state unchanged", framework.Label(framework.LabelEscape), func(ctx SpecContext) {
 		in := inputGetter()
-		Expect(in.Workspace).NotTo(BeNil(), "Invalid argument. input.Workspace can't be nil when calling EscapeSpec")
-		Skip("escape probes are not wired in yet")
+		Expect(in.Suite).NotTo(BeNil(), "Invalid argument. input.Suite can't be nil when calling EscapeSpec")
+		Expect(in.Workspace).NotTo(BeNil(), "Invalid argument. input.Workspace can't be nil when calling EscapeSpec: the lane's workspace did not start")
+		if in.Agent == nil {
+			c := verdict.Criterion{Verdict: verdict.Inconclusive, Rule: verdict.RuleEscapeSubject,
+				Reason: fmt.Sprintf("the node agent could not plant canaries: %v", in.AgentError), Checks: []verdict.Check{}}
+			in.Suite.Record(in.Lane, "escape", c)
+			framework.ExpectCriterion(in.Lane, "escape", c)
+			return
+		}
+		tmo := in.Suite.Config.Interval("escape", "probe")
+		Expect(proberun.Install(ctx, in.Workspace, in.ProbeBin)).To(Succeed(), "copying kwc-probe into lane %s", in.Lane.Name)
+		spec := in.Agent.Spec()
+		node := in.Agent.Facts()
+		sec := verdict.Secret{Marker: spec.Marker, Token: in.Agent.Token()}
+
+		before := nodeagent.TakeSnapshot()
+		res, ev, err := proberun.Run(ctx, in.Workspace, spec, tmo)
+		Expect(err).NotTo(HaveOccurred(), "running kwc-probe in lane %s:\n%s", in.Lane.Name, ev)
+		contexts := map[string][]verdict.ProbeVerdict{"base": verdict.JudgeAll(res, node, sec)}
+		AddReportEntry(in.Lane.Name+"/escape/base", fmt.Sprintf("%d probes in %d ms as uid %s", len(res.Observations), res.DurationMS, res.Context["uid"]))
+
+		if in.Suite.Config.Probes.Nested && in.Tools != nil && in.Lane.Measures(framework.LabelRun) {
+			contexts["nested"] = nested(ctx, in, node, sec)
+		}
+		diff := nodeagent.Diff(before, nodeagent.TakeSnapshot())
+		if in.Lane.Role == config.RoleControl {
+			verdict.ControlsFrom(in.Controls, in.Lane.Control, contexts["base"])
+		}
+		crit := verdict.EscapeCriterion(verdict.EscapeLane{Lane: in.Lane, Contexts: contexts, HostDiff: diff, Controls: in.Controls, Node: verdict.ResultsByID(in.NodeReference)})
+		in.Suite.Record(in.Lane, "escape", crit)
+		framework.ExpectCriterion(in.Lane, "escape", crit)
 	})
+}
+
+// nested runs the probe set in a privileged container started inside the workspace.
+// Where the workspace cannot start one, every nested probe is not applicable, and the
+// run criterion's evidence says why.
+func nested(ctx context.Context, in EscapeSpecInput, node map[string]string, sec verdict.Secret) []verdict.ProbeVerdict {
+	var setup []string
+	for _, tool := range []string{"docker", "podman"} {
+		if _, unusable, err := in.Tools.Ensure(ctx, tool); err != nil || unusable != nil {
+			setup = append(setup, fmt.Sprintf("%s: %v%v", tool, err, unusable))
+		}
+	}
+	res, ev, applicable, err := proberun.Nested(ctx, in.Workspace, in.Agent.Spec(), in.Tools.BaseRef(), in.Suite.Config.Interval("escape", "probe"))
+	Expect(err).NotTo(HaveOccurred(), "running nested kwc-probe in lane %s:\n%s", in.Lane.Name, ev)
+	if !applicable {
+		reason := "the workspace could not start a privileged container: " + lastLine(ev)
+		if len(setup) > 0 {
+			reason += " (" + strings.Join(setup, "; ") + ")"
+		}
+		return verdict.CatalogAsNotApplicable(reason)
+	}
+	AddReportEntry(in.Lane.Name+"/escape/nested", ev)
+	return verdict.JudgeAll(res, node, sec)
 }

@@ -6,13 +6,11 @@
 package calibrate
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -103,7 +101,7 @@ func Run(ctx context.Context, o Options) (Calibration, error) {
 	{
 		start := time.Now()
 		c := Context{Name: "node", Kind: "node"}
-		res, err := runOnNode(ctx, binPath, spec)
+		res, err := proberun.OnNode(ctx, binPath, spec)
 		if err != nil {
 			c.Error = err.Error()
 		} else {
@@ -142,19 +140,6 @@ func Run(ctx context.Context, o Options) (Calibration, error) {
 	}
 	cal.End = time.Now().UTC()
 	return cal, nil
-}
-
-func runOnNode(ctx context.Context, bin string, spec probespec.Spec) (probespec.Result, error) {
-	b, _ := json.Marshal(spec)
-	cmd := exec.CommandContext(ctx, bin, "--spec", "-")
-	cmd.Stdin = bytes.NewReader(b)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return probespec.Result{}, fmt.Errorf("kwc-probe on the node: %v: %s", err, stderr.String())
-	}
-	return proberun.Decode(out)
 }
 
 func containerContext(ctx context.Context, o Options, lane config.Lane, bin []byte, spec probespec.Spec, judge func(*Context, probespec.Result)) (c Context) {

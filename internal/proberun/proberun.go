@@ -131,6 +131,24 @@ func Nested(ctx context.Context, ws target.Workspace, spec probespec.Spec, image
 	return probespec.Result{}, ev.String(), false, nil
 }
 
+// OnNode runs the probe binary on the node itself, as the reference that reaches
+// everything (the harness runs on the node on the docker target).
+func OnNode(ctx context.Context, bin string, spec probespec.Spec) (probespec.Result, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return probespec.Result{}, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "--spec", "-")
+	cmd.Stdin = bytes.NewReader(b)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return probespec.Result{}, fmt.Errorf("kwc-probe on the node: %v: %s", err, stderr.String())
+	}
+	return Decode(out)
+}
+
 // Decode reads a probe result strictly.
 func Decode(b []byte) (probespec.Result, error) {
 	var res probespec.Result

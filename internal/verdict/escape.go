@@ -139,6 +139,15 @@ func redact(s string, sec Secret) string {
 // node at all.
 type Controls map[string]Result
 
+// ResultsByID indexes probe verdicts by probe.
+func ResultsByID(vs []ProbeVerdict) map[string]Result {
+	out := map[string]Result{}
+	for _, v := range vs {
+		out[v.ID] = v.Result
+	}
+	return out
+}
+
 // ControlsFrom reads a control lane's probe verdicts.
 func ControlsFrom(into Controls, control string, vs []ProbeVerdict) {
 	for _, v := range vs {
@@ -157,6 +166,9 @@ type EscapeLane struct {
 	HostDiff []string
 	// Controls says which probes reached their control in this run.
 	Controls Controls
+	// Node is the probe set's result on the node itself: a probe not applicable there
+	// cannot be reached anywhere on this node.
+	Node map[string]Result
 }
 
 // RuleEscapeSubject and RuleEscapeControl are stated in the report.
@@ -181,9 +193,12 @@ func EscapeCriterion(in EscapeLane) Criterion {
 				DurationSeconds: float64(pv.DurationMS) / 1000, Result: string(pv.Result)}
 			switch {
 			case control && pv.Control == in.Lane.Control && ctx == "base":
-				if pv.Result == Reached {
+				switch {
+				case pv.Result == Reached:
 					ch.Verdict = Pass
-				} else {
+				case pv.Result == NotApplicable && in.Node[pv.ID] == NotApplicable:
+					ch.Verdict, ch.Reason = Pass, "not applicable on this node, as on the node itself: "+pv.Reason
+				default:
 					ch.Verdict = Fail
 					ch.Reason = fmt.Sprintf("%s here, but %s must reach it (%s): the probe or the environment is broken", pv.Result, in.Lane.Control, pv.Reason)
 				}
@@ -236,6 +251,16 @@ func JudgeAll(res probespec.Result, node map[string]string, sec Secret) []ProbeV
 	out := make([]ProbeVerdict, 0, len(res.Observations))
 	for _, o := range res.Observations {
 		out = append(out, JudgeProbe(o, node, sec))
+	}
+	return out
+}
+
+// CatalogAsNotApplicable marks every probe not applicable, for a context that cannot
+// exist in a lane (no privileged nested container, say).
+func CatalogAsNotApplicable(reason string) []ProbeVerdict {
+	out := make([]ProbeVerdict, 0, len(probespec.Catalog))
+	for _, p := range probespec.Catalog {
+		out = append(out, ProbeVerdict{ID: p.ID, Result: NotApplicable, Reason: reason, Techniques: p.Techniques, Control: p.Control})
 	}
 	return out
 }

@@ -185,6 +185,19 @@ func (t *Target) hostConfig(lane config.Lane) (*container.HostConfig, error) {
 	return hc, nil
 }
 
+// EngineIdentity is the engine's ID and, for a local unix socket, its path: what the
+// runtime-socket probe compares with.
+func (t *Target) EngineIdentity(ctx context.Context) (id string, sockets []string, err error) {
+	info, err := t.cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return "", nil, fmt.Errorf("reading engine info: %w", err)
+	}
+	if p, err := t.socketPath(); err == nil {
+		sockets = []string{p}
+	}
+	return info.Info.ID, sockets, nil
+}
+
 // socketPath is the engine's unix socket on the host, for engine-socket mounts.
 func (t *Target) socketPath() (string, error) {
 	u, err := url.Parse(t.host)

@@ -11,6 +11,8 @@ have dpkg-deb || need+=(dpkg)
 have qemu-system-x86_64 || need+=(qemu-system-x86)
 have mkfs.ext4 || need+=(e2fsprogs)
 have keyctl || need+=(keyutils)
+have cpio || need+=(cpio)
+have losetup || need+=(mount)
 [ -x /bin/busybox ] && ! file -L /bin/busybox 2>/dev/null | grep -q dynamically || need+=(busybox-static)
 if [ -x /bin/busybox ] && ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -1,0 +1,194 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "kwc.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestEmbeddedDefaultsLoadAndValidate(t *testing.T) {
+	c, err := Load("", Overrides{})
+	if err != nil {
+		t.Fatalf("the embedded defaults must load: %v", err)
+	}
+	if c.Target != TargetKind {
+		t.Fatalf("default target %q, want kind (make e2e is the kind job)", c.Target)
+	}
+	controls := map[string]bool{}
+	for _, l := range c.Lanes {
+		if l.Role == RoleControl {
+			controls[l.Control] = true
+		}
+		if len(l.Criteria) == 0 || l.Isolation == "" || l.Network == "" {
+			t.Errorf("lane %s not defaulted: %+v", l.Name, l)
+		}
+	}
+	for _, want := range Controls {
+		if !controls[want] {
+			t.Errorf("defaults lack control lane %s: every probe needs its control", want)
+		}
+	}
+}
+
+func TestUnknownFieldIsAnErrorNamingFieldAndFile(t *testing.T) {
+	p := write(t, "apiVersion: kwc.dev/v1alpha1\nkind: Config\nlanes:\n  - name: x\n    role: subject\n    runtime: default\n    privilegd: true\n")
+	_, err := Load(p, Overrides{})
+	if err == nil {
+		t.Fatal("a misspelt field must be rejected")
+	}
+	if !strings.Contains(err.Error(), "privilegd") || !strings.Contains(err.Error(), p) {
+		t.Fatalf("error must name the field and the file: %v", err)
+	}
+}
+
+func TestWrongAPIVersionIsRejected(t *testing.T) {
+	p := write(t, "apiVersion: kwc.dev/v2\nkind: Config\n")
+	if _, err := Load(p, Overrides{}); err == nil || !strings.Contains(err.Error(), "kwc.dev/v1alpha1") {
+		t.Fatalf("want an error naming the supported apiVersion, got %v", err)
+	}
+}
+
+func TestUserLanesReplaceDefaultLanes(t *testing.T) {
+	p := write(t, `apiVersion: kwc.dev/v1alpha1
+kind: Config
+target: docker
+lanes:
+  - name: only
+    role: subject
+    runtime: default
+`)
+	c, err := Load(p, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Lanes) != 1 || c.Lanes[0].Name != "only" {
+		t.Fatalf("user lanes must replace the defaults whole, got %+v", c.Lanes)
+	}
+	if c.Images.Workspace == "" || c.Intervals["default/exec"].Duration == 0 {
+		t.Fatal("scalars and maps not set by the user file must keep their defaults")
+	}
+}
+
+func TestOverridesWin(t *testing.T) {
+	c, err := Load("", Overrides{Target: "docker", ReportsDir: "/tmp/r", Keep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Target != TargetDocker || c.ReportsDir != "/tmp/r" || !c.Keep {
+		t.Fatalf("flags must override files: %+v", c)
+	}
+}
+
+func TestValidateSaysHowToFix(t *testing.T) {
+	cases := map[string]struct {
+		lane Lane
+		want string
+	}{
+		"bad role":          {Lane{Name: "a", Role: "boss", Runtime: "default"}, "use subject or control"},
+		"control w/o id":    {Lane{Name: "a", Role: RoleControl, Runtime: "default"}, "C1, C2, C3"},
+		"gitlab privileged": {Lane{Name: "a", Role: RoleSubject, Runtime: "default", Shape: ShapeGitLab, Privileged: true}, "use shape privileged"},
+		"bad name":          {Lane{Name: "A_B", Role: RoleSubject, Runtime: "default"}, "lower-case"},
+		"relative mount":    {Lane{Name: "a", Role: RoleSubject, Runtime: "default", Mounts: []Mount{{Type: MountBind, Source: "x", Target: "/y"}}}, "absolute host path"},
+		"vm control":        {Lane{Name: "a", Role: RoleControl, Control: "C1", Runtime: "default", Isolation: IsolationVM}, "share the node's kernel"},
+		"unknown criterion": {Lane{Name: "a", Role: RoleSubject, Runtime: "default", Criteria: []string{"fly"}}, "unknown criterion"},
+		"expect unmeasured": {Lane{Name: "a", Role: RoleSubject, Runtime: "default", Criteria: []string{"sudo"}, Expect: map[string]Verdict{"build": VerdictPass}}, "does not measure build"},
+		"expect skipped":    {Lane{Name: "a", Role: RoleSubject, Runtime: "default", Expect: map[string]Verdict{"sudo": VerdictSkipped}}, "expect pass or fail"},
+	}
+	for name, tc := range cases {
+		l := tc.lane
+		l.Default()
+		err := l.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want an error containing %q, got %v", name, tc.want, err)
+		}
+	}
+}
+
+func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
+	c, err := Decode([]byte("apiVersion: kwc.dev/v1alpha1\nkind: Config\ntarget: moon\nimages: {workspace: docker.io/library/debian}\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Default()
+	err = c.Validate()
+	for _, want := range []string{"target \"moon\"", "lanes: none configured", "not a 127.0.0.1 reference", "debianSuite"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q among the problems, got %v", want, err)
+		}
+	}
+}
+
+func TestDuplicateLaneNames(t *testing.T) {
+	c, _ := Load("", Overrides{})
+	c.Lanes = append(c.Lanes, c.Lanes[0])
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "duplicate lane name") {
+		t.Fatalf("want a duplicate-name error, got %v", err)
+	}
+}
+
+func TestEffectiveLanesAddKataWhereRegistered(t *testing.T) {
+	c, err := Load("", Overrides{Target: "docker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lanes, err := c.EffectiveLanes([]string{"default", "runc"})
+	if err != nil || len(lanes) != len(c.Lanes) {
+		t.Fatalf("without Kata: %d lanes, %v", len(lanes), err)
+	}
+	lanes, err = c.EffectiveLanes([]string{"default", "runc", "io.containerd.kata.v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := lanes[len(lanes)-1]
+	if last.Name != "kata" || last.Isolation != IsolationVM || last.Role != RoleSubject {
+		t.Fatalf("the engine's Kata runtime must add a VM-isolated kata subject lane, got %+v", last)
+	}
+}
+
+func TestEffectiveLanesRejectsUnregisteredRuntime(t *testing.T) {
+	c, _ := Load("", Overrides{Target: "docker"})
+	c.Lanes[0].Runtime = "kata-fc"
+	_, err := c.EffectiveLanes([]string{"default"})
+	if err == nil || !strings.Contains(err.Error(), "kata-fc") || !strings.Contains(err.Error(), "registered: default") {
+		t.Fatalf("want an error naming the runtime and what is registered, got %v", err)
+	}
+}
+
+func TestLocalImageRef(t *testing.T) {
+	for _, ok := range []string{"127.0.0.1/kwc/x:1", "127.0.0.1:5000/a", "localhost/a:b"} {
+		if err := LocalImageRef(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "debian:12", "docker.io/library/busybox", "10.0.0.1/x"} {
+		if err := LocalImageRef(bad); err == nil {
+			t.Errorf("%q must be rejected: kwc never pulls", bad)
+		}
+	}
+}
+
+func TestIntervalFallsBackToDefault(t *testing.T) {
+	c, _ := Load("", Overrides{})
+	if c.Interval("build", "image") != c.Intervals["build/image"].Duration {
+		t.Fatal("spec/key must win")
+	}
+	if c.Interval("nosuchspec", "exec") != c.Intervals["default/exec"].Duration {
+		t.Fatal("default/key must be the fallback")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("an unknown key must panic with its name")
+		}
+	}()
+	c.Interval("x", "nosuchkey")
+}

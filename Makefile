@@ -8,7 +8,8 @@ TARGET ?= kind
 LABELS ?=
 KWC_FLAGS ?=
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X kwc.dev/kwc/e2e/framework.version=$(VERSION)
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X kwc.dev/kwc/e2e/framework.version=$(VERSION) -X kwc.dev/kwc/e2e/framework.commit=$(COMMIT)
 GINKGO_FLAGS := -v --tags=e2e --timeout=2h --fail-on-empty --poll-progress-after=5m --poll-progress-interval=1m \
 	--ldflags="$(LDFLAGS)" $(if $(LABELS),--label-filter='$(LABELS)')
 
@@ -48,6 +49,8 @@ test: deps vet unit
 	  eval "$$(hack/engine.sh start)"; trap 'hack/engine.sh stop' EXIT; \
 	fi; \
 	$(MAKE) --no-print-directory e2e TARGET=docker; \
+	$(GO) run ./cmd/kwc report --check-browser reports/latest; \
+	$(GO) run ./cmd/kwc gate --policy fixtures/policies/runc-local.yaml reports/latest; \
 	$(MAKE) --no-print-directory calibrate CALIBRATE_FLAGS=--into-latest
 
 engine-start:

@@ -6,6 +6,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -25,11 +27,24 @@ var _ = Describe("kwc conformance", Ordered, ContinueOnFailure, func() {
 			var ws target.Workspace
 			var tools *specs.Toolbox
 			failed := false
-			AfterEach(func() { failed = failed || CurrentSpecReport().Failed() })
+			var specStart time.Time
+			BeforeEach(func() { specStart = time.Now() })
+			AfterEach(func() {
+				failed = failed || CurrentSpecReport().Failed()
+				var crit []string
+				for _, l := range CurrentSpecReport().Labels() {
+					if !strings.HasPrefix(l, "lane:") {
+						crit = append(crit, l)
+					}
+				}
+				suite.Recorder.AddPhase(lane.Name+": "+strings.Join(crit, " "), specStart, time.Now())
+			})
 
 			BeforeAll(func(ctx SpecContext) {
 				suite.Logf("lane %s: starting its workspace (runtime %s)", lane.Name, lane.Runtime)
+				done := suite.Phase(lane.Name + ": start workspace")
 				w, err := suite.Target.StartWorkspace(ctx, lane)
+				done()
 				if err != nil {
 					suite.Recorder.SetLaneError(lane.Name, err.Error())
 				}

@@ -72,13 +72,14 @@ func TestE2E(t *testing.T) {
 	}
 	framework.FreezeLabels()
 	suiteConfig, reporterConfig := GinkgoConfiguration()
-	reporterConfig.JUnitReport = filepath.Join(s.Dir, "junit.xml")
+	reporterConfig.JUnitReport = filepath.Join(s.Dir, "ginkgo-junit.xml")
 	reporterConfig.JSONReport = filepath.Join(s.Dir, "ginkgo-report.json")
 	s.Logf("run %s: target %s, lanes %d, report folder %s", s.RunID, s.Config.Target, len(s.Lanes), s.Dir)
 	RunSpecs(t, "kwc conformance", suiteConfig, reporterConfig)
 }
 
 var _ = BeforeSuite(func(ctx SpecContext) {
+	defer suite.Phase("setup: images, registry, probe, canaries")()
 	cfg := suite.Config
 	cli := suite.Docker.Client()
 	_, err := engineimage.EnsureDebianBase(ctx, cli, engineimage.DebianBase{

@@ -12,6 +12,7 @@ have qemu-system-x86_64 || need+=(qemu-system-x86)
 have mkfs.ext4 || need+=(e2fsprogs)
 have keyctl || need+=(keyutils)
 have cpio || need+=(cpio)
+have chromium || need+=(chromium)
 have losetup || need+=(mount)
 [ -x /bin/busybox ] && ! file -L /bin/busybox 2>/dev/null | grep -q dynamically || need+=(busybox-static)
 if [ -x /bin/busybox ] && ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi

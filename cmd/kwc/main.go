@@ -19,6 +19,8 @@ commands:
   calibrate   run the escape probes on the node, in each lane and in a VM; check
               every probe reaches its control and nothing in the VM
   cleanup     remove containers and canaries an interrupted run left behind
+  gate        --policy FILE [--baseline REPORT] [REPORT]: exit 0 or 1 with the reasons
+  report      [--check-browser] [REPORT]: render summary.md, index.html, junit.xml again
   config      defaults | validate FILE
 `
 
@@ -37,6 +39,10 @@ func main() {
 		err = cleanupCmd(ctx, os.Args[2:])
 	case "config":
 		err = configCmd(os.Args[2:])
+	case "gate":
+		err = gateCmd(os.Args[2:])
+	case "report":
+		err = reportCmd(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -115,7 +115,7 @@ func (s *Suite) Record(lane config.Lane, criterion string, c verdict.Criterion) 
 			p := filepath.Join(s.Dir, "artifacts", lane.Name, criterion, safeName(ch.ID)+".txt")
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
 				if os.WriteFile(p, []byte(ch.Evidence), 0o644) == nil {
-					ch.Reason = strings.TrimSpace(ch.Reason + " (full evidence: " + relTo(s.Dir, p) + ")")
+					ch.Artifact = relTo(s.Dir, p)
 				}
 			}
 		}

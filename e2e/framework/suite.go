@@ -66,7 +66,7 @@ func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
 		reportsDir = abs
 	}
 	s.Dir = filepath.Join(reportsDir, s.start.UTC().Format("20060102-150405")+"-"+s.RunID)
-	run := report.Run{ID: s.RunID, Start: s.start.UTC(), Kwc: Version(), Config: cfg}
+	run := report.Run{ID: s.RunID, Start: s.start.UTC(), Kwc: Version(), Commit: commit, Config: cfg}
 	if cfg != nil {
 		run.Target = string(cfg.Target)
 	}
@@ -133,10 +133,17 @@ func (s *Suite) Finish(ctx context.Context) (report.Conformance, error) {
 	c := s.Recorder.Snapshot(time.Now().UTC())
 	var errs []error
 	if s.Dir != "" {
-		if p, err := report.Write(s.Dir, c); err != nil {
+		if err := report.WriteAll(s.Dir, c); err != nil {
 			errs = append(errs, err)
 		} else {
-			s.Logf("report: %s", p)
+			s.Logf("report: %s (summary.md, index.html, junit.xml beside it)", filepath.Join(s.Dir, "conformance.json"))
+		}
+		// GitHub Actions shows this file on the run's page.
+		if p := os.Getenv("GITHUB_STEP_SUMMARY"); p != "" {
+			if f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+				report.Markdown(f, c)
+				f.Close()
+			}
 		}
 	}
 	if s.Registry != nil {
@@ -157,3 +164,12 @@ func (s *Suite) Finish(ctx context.Context) (report.Conformance, error) {
 func Version() string { return version }
 
 var version = "dev"
+
+// commit is the git commit the suite was built from, stamped like version.
+var commit = ""
+
+// Phase times a step of the run into the report.
+func (s *Suite) Phase(name string) func() {
+	start := time.Now()
+	return func() { s.Recorder.AddPhase(name, start, time.Now()) }
+}

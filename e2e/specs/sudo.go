@@ -76,7 +76,7 @@ func SudoSpec(inputGetter func() SudoSpecInput) {
 		}))
 		add(runCheck(ctx, "apt-image-sources", func() (verdict.Check, error) {
 			if in.Lane.Network != config.NetworkHost {
-				return verdict.Check{Verdict: verdict.Skipped, Reason: "the lane has no network (network: none); the local file: repository covers apt here", Evidence: "-"}, nil
+				return verdict.Check{Verdict: verdict.Skipped, Reason: "the lane has no network (network: none); the local file: repository covers apt here"}, nil
 			}
 			r, err := sh.Sudo(ctx, aptTmo, "apt-get update")
 			c := verdict.Check{Evidence: framework.Evidence(r)}

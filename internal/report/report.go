@@ -37,14 +37,24 @@ type Conformance struct {
 
 // Run says what ran, when, where and with what configuration.
 type Run struct {
-	ID     string         `json:"id"`
-	Target string         `json:"target"`
-	Start  time.Time      `json:"start"`
-	End    time.Time      `json:"end,omitzero"`
-	Kwc    string         `json:"kwcVersion"`
+	ID     string    `json:"id"`
+	Target string    `json:"target"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end,omitzero"`
+	Kwc    string    `json:"kwcVersion"`
+	Commit string    `json:"commit,omitempty"`
+	// Phases are the run's timed steps (setup, each lane's workspace, each criterion).
+	Phases []Phase        `json:"phases,omitempty"`
 	Config *config.Config `json:"config,omitempty"`
 	// Error is set when the run could not complete (preflight, interrupt).
 	Error string `json:"error,omitempty"`
+}
+
+// Phase is one timed step of a run.
+type Phase struct {
+	Name    string    `json:"name"`
+	Start   time.Time `json:"start"`
+	Seconds float64   `json:"durationSeconds"`
 }
 
 // Lane is one lane's results.
@@ -119,6 +129,13 @@ func (r *Recorder) SetEnv(facts map[string]string) {
 	for k, v := range facts {
 		r.doc.Environment[k] = v
 	}
+}
+
+// AddPhase records a timed step.
+func (r *Recorder) AddPhase(name string, start time.Time, end time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.doc.Run.Phases = append(r.doc.Run.Phases, Phase{Name: name, Start: start.UTC(), Seconds: end.Sub(start).Round(time.Millisecond).Seconds()})
 }
 
 // SetRunError records why the run did not complete.
@@ -284,4 +301,30 @@ func oneLine(s string, max int) string {
 		s = s[:max] + "…"
 	}
 	return s
+}
+
+// WriteAll writes every rendering of a report into dir: conformance.json, summary.md,
+// index.html and junit.xml, and points latest at dir.
+func WriteAll(dir string, c Conformance) error {
+	if _, err := Write(dir, c); err != nil {
+		return err
+	}
+	for name, render := range map[string]func(io.Writer, Conformance) error{
+		"summary.md": func(w io.Writer, c Conformance) error { Markdown(w, c); return nil },
+		"index.html": HTML,
+		"junit.xml":  WriteJUnit,
+	} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", name, err)
+		}
+		err = render(f, c)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", name, err)
+		}
+	}
+	return nil
 }

@@ -32,6 +32,8 @@ type Check struct {
 	Evidence        string   `json:"evidence"`
 	DurationSeconds float64  `json:"durationSeconds"`
 	Techniques      []string `json:"techniques,omitempty"`
+	// Artifact is the file (relative to the report folder) with the full evidence.
+	Artifact string `json:"artifact,omitempty"`
 }
 
 // Criterion is a criterion's verdict for one lane, with the rule that decided it.

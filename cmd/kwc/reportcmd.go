@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"kwc.dev/kwc/internal/browsercheck"
+	"kwc.dev/kwc/internal/report"
+)
+
+// reportCmd renders summary.md, index.html and junit.xml again from a
+// conformance.json, and with --check-browser loads index.html in headless Chromium,
+// checks the matrix against the report and saves a screenshot.
+func reportCmd(ctx context.Context, args []string) error {
+	fs := newFlags("report")
+	out := fs.String("out", "", "folder for the renderings (default: beside the report)")
+	check := fs.Bool("check-browser", false, "check index.html in headless Chromium and save artifacts/index.png")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	target := "reports/latest"
+	if fs.NArg() > 0 {
+		target = fs.Arg(0)
+	}
+	path := reportPath(target)
+	c, err := report.Read(path)
+	if err != nil {
+		return err
+	}
+	dir := *out
+	if dir == "" {
+		dir, _ = filepath.EvalSymlinks(filepath.Dir(path))
+	}
+	if err := report.WriteAll(dir, c); err != nil {
+		return err
+	}
+	fmt.Printf("rendered %s/{conformance.json,summary.md,index.html,junit.xml}\n", dir)
+	if *check {
+		shot := filepath.Join(dir, "artifacts", "index.png")
+		if err := browsercheck.Check(ctx, filepath.Join(dir, "index.html"), c, shot); err != nil {
+			return err
+		}
+		fmt.Printf("index.html checked in headless Chromium: every matrix cell matches; screenshot %s\n", shot)
+	}
+	return nil
+}

@@ -36,22 +36,13 @@ func BuildSpec(inputGetter func() BuildSpecInput) {
 		Expect(in.Tools).NotTo(BeNil(), "Invalid argument. input.Tools can't be nil when calling BuildSpec: the lane's workspace did not start")
 		Expect(in.Fixtures).NotTo(BeEmpty(), "Invalid argument. input.Fixtures can't be empty when calling BuildSpec")
 		scratch := GinkgoT().TempDir()
-		var checks []verdict.Check
-		for _, tool := range in.Suite.Config.Criteria.Build.Tools {
-			setup, setupErr, err := in.Tools.Ensure(ctx, tool)
-			Expect(err).NotTo(HaveOccurred(), "preparing %s in lane %s", tool, in.Lane.Name)
-			for _, f := range in.Fixtures {
-				c, err := runCheck(ctx, "build/"+tool+"/"+f.Name, func() (verdict.Check, error) {
-					if setupErr != nil {
-						return verdict.Check{Verdict: verdict.Fail, Reason: tool + " is not usable in this workspace: " + setupErr.Error(), Evidence: setup}, nil
-					}
-					return buildAndVerify(ctx, in, tool, f, scratch)
-				})
-				Expect(err).NotTo(HaveOccurred(), "observing %s build of %s in lane %s", tool, f.Name, in.Lane.Name)
-				c.Tool, c.Case = tool, f.Name
-				checks = append(checks, c)
-			}
+		var names []string
+		for _, f := range in.Fixtures {
+			names = append(names, f.Name)
 		}
+		checks := toolChecks(ctx, in.Tools, in.Lane, "build", in.Suite.Config.Criteria.Build.Tools, names, func(tool string, i int) (verdict.Check, error) {
+			return buildAndVerify(ctx, in, tool, in.Fixtures[i], scratch)
+		})
 		crit := verdict.ByTool(checks, in.Suite.Config.Criteria.Build)
 		in.Suite.Record(in.Lane, "build", crit)
 		framework.ExpectCriterion(in.Lane, "build", crit)

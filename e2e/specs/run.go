@@ -104,28 +104,19 @@ echo "$out"
 				return []target.ExecResult{r}, "a nested --privileged container did not run: " + lastLine(r.Stdout+r.Stderr), nil
 			}},
 		}
-		var checks []verdict.Check
-		for _, tool := range in.Suite.Config.Criteria.Run.Tools {
-			setup, setupErr, err := in.Tools.Ensure(ctx, tool)
-			Expect(err).NotTo(HaveOccurred(), "preparing %s in lane %s", tool, in.Lane.Name)
-			for _, rc := range cases {
-				c, err := runCheck(ctx, "run/"+tool+"/"+rc.name, func() (verdict.Check, error) {
-					if setupErr != nil {
-						return verdict.Check{Verdict: verdict.Fail, Reason: tool + " is not usable in this workspace: " + setupErr.Error(), Evidence: setup}, nil
-					}
-					results, problem, err := rc.run(ctx, in.Tools, tool, in.Suite.RunID, tmo)
-					c := verdict.Check{Evidence: framework.Evidence(results...)}
-					if problem != "" && len(results) == 0 {
-						c.Evidence = problem
-					}
-					c.Verdict, c.Reason = judge(problem == "", problem)
-					return c, err
-				})
-				Expect(err).NotTo(HaveOccurred(), "observing %s run case %s in lane %s", tool, rc.name, in.Lane.Name)
-				c.Tool, c.Case = tool, rc.name
-				checks = append(checks, c)
-			}
+		var names []string
+		for _, rc := range cases {
+			names = append(names, rc.name)
 		}
+		checks := toolChecks(ctx, in.Tools, in.Lane, "run", in.Suite.Config.Criteria.Run.Tools, names, func(tool string, i int) (verdict.Check, error) {
+			results, problem, err := cases[i].run(ctx, in.Tools, tool, in.Suite.RunID, tmo)
+			c := verdict.Check{Evidence: framework.Evidence(results...)}
+			if problem != "" && len(results) == 0 {
+				c.Evidence = problem
+			}
+			c.Verdict, c.Reason = judge(problem == "", problem)
+			return c, err
+		})
 		crit := verdict.ByTool(checks, in.Suite.Config.Criteria.Run)
 		in.Suite.Record(in.Lane, "run", crit)
 		framework.ExpectCriterion(in.Lane, "run", crit)

@@ -6,7 +6,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,12 +18,14 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/onsi/gomega"
 
 	"kwc.dev/kwc/dockerfiles"
 	"kwc.dev/kwc/e2e/framework"
 	"kwc.dev/kwc/internal/aptrepo"
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/target"
+	"kwc.dev/kwc/internal/verdict"
 )
 
 // Paths inside the workspace.
@@ -273,8 +274,28 @@ func (t *Toolbox) copyOutImage(ctx context.Context, archive, local string) (v1.I
 	return img, nil
 }
 
-// ErrWorkspaceGone marks a check the harness could not observe.
-var ErrWorkspaceGone = errors.New("workspace gone")
+// toolChecks runs one check per tool and case. A tool that cannot be made usable
+// fails each of its cases with the reason, so the report shows "buildah works, dockerd
+// does not" case by case; an error observing a check fails the spec.
+func toolChecks(ctx context.Context, tb *Toolbox, lane config.Lane, criterion string, tools, cases []string, check func(tool string, i int) (verdict.Check, error)) []verdict.Check {
+	var out []verdict.Check
+	for _, tool := range tools {
+		setup, unusable, err := tb.Ensure(ctx, tool)
+		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "preparing %s in lane %s", tool, lane.Name)
+		for i, name := range cases {
+			c, err := runCheck(ctx, criterion+"/"+tool+"/"+name, func() (verdict.Check, error) {
+				if unusable != nil {
+					return verdict.Check{Verdict: verdict.Fail, Reason: tool + " is not usable in this workspace: " + unusable.Error(), Evidence: setup}, nil
+				}
+				return check(tool, i)
+			})
+			gomega.Expect(err).NotTo(gomega.HaveOccurred(), "observing %s %s %s in lane %s", tool, criterion, name, lane.Name)
+			c.Tool, c.Case = tool, name
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")

@@ -162,7 +162,11 @@ func (p *Planted) plantFile(content string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	p.undo = append(p.undo, func() error { return os.RemoveAll(dir) })
+	p.undo = append(p.undo, func() error {
+		err := os.RemoveAll(dir)
+		_ = os.Remove(CanaryRoot) // only when no other run's canary is there
+		return err
+	})
 	return os.WriteFile(p.spec.CanaryPath, []byte(content+"\n"), 0o600)
 }
 

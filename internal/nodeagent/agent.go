@@ -94,7 +94,7 @@ func Plant(o Options) (*Planted, error) {
 		KeyDescription: marker,
 		Sockets:        o.Sockets,
 		TempDir:        "/tmp/kwc-probe-" + o.RunID,
-		TimeoutSeconds: 5,
+		TimeoutSeconds: 15,
 	}
 	steps := []struct {
 		name string

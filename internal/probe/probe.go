@@ -90,15 +90,17 @@ func Run(ctx context.Context, s probespec.Spec) probespec.Result {
 		res.Context["tempDirError"] = err.Error()
 	}
 	defer os.RemoveAll(s.TempDir)
+	// spec.TimeoutSeconds caps every probe's own timeout (a slow VM may want less).
 	timeout := time.Duration(s.TimeoutSeconds * float64(time.Second))
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
 	for _, p := range probespec.Catalog {
 		if len(s.Only) > 0 && !slices.Contains(s.Only, p.ID) {
 			continue
 		}
-		res.Observations = append(res.Observations, runOne(ctx, s, p, timeout))
+		t := p.Timeout
+		if t <= 0 || (s.TimeoutSeconds > 0 && timeout < t) {
+			t = timeout
+		}
+		res.Observations = append(res.Observations, runOne(ctx, s, p, t))
 	}
 	res.DurationMS = time.Since(start).Milliseconds()
 	return res

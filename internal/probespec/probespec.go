@@ -92,8 +92,9 @@ type Probe struct {
 	Title      string   `json:"title"`
 	Techniques []string `json:"techniques"`
 	// Control is the control lane where the probe must be reached (C1, C2, C3).
-	Control string        `json:"control"`
-	Rule    Rule          `json:"rule"`
+	Control string `json:"control"`
+	Rule    Rule   `json:"rule"`
+	// Timeout bounds the probe; past it the probe is an error, never a block.
 	Timeout time.Duration `json:"-"`
 	// Root says the probe needs root in its context (it runs through sudo).
 	Root bool `json:"root"`
@@ -101,26 +102,26 @@ type Probe struct {
 
 // Catalog lists every probe kwc runs, in report order.
 var Catalog = []Probe{
-	{ID: "P01-kernel-identity", Title: "boot_id, kernel and machine identity equal the node's", Techniques: []string{"P01", "T22"}, Control: "C1", Rule: RuleSameKernel},
-	{ID: "P02-block-device-canary", Title: "a block device holds the node's canary filesystem", Techniques: []string{"P02", "T01", "T31"}, Control: "C1", Rule: RuleSecret, Root: true},
-	{ID: "P03-kernel-log", Title: "the node's kernel log shows the canary line", Techniques: []string{"P03", "T40"}, Control: "C1", Rule: RuleSecret, Root: true},
-	{ID: "P04-mounted-host-file", Title: "a mount exposes the node's canary file", Techniques: []string{"P04", "T14", "T15"}, Control: "C3", Rule: RuleSecret, Root: true},
-	{ID: "P05-host-process-cmdline", Title: "the canary process's command line is visible", Techniques: []string{"P05", "T10"}, Control: "C2", Rule: RuleSecret},
-	{ID: "P06-ptrace-environ", Title: "the canary process's environment is readable (ptrace access)", Techniques: []string{"P05", "T08"}, Control: "C2", Rule: RuleSecret, Root: true},
-	{ID: "P07-proc-root-file", Title: "the canary file through the canary process's /proc/<pid>/root", Techniques: []string{"P05", "T09"}, Control: "C2", Rule: RuleSecret, Root: true},
-	{ID: "P08-loopback-challenge", Title: "the node's loopback listener answers the challenge", Techniques: []string{"P06", "T11", "T30"}, Control: "C2", Rule: RuleChallenge},
-	{ID: "P09-abstract-socket", Title: "the node's abstract unix socket answers the challenge", Techniques: []string{"P07", "T12"}, Control: "C2", Rule: RuleChallenge},
-	{ID: "P10-shm-file", Title: "the node's /dev/shm canary is readable", Techniques: []string{"P18", "T13"}, Control: "C2", Rule: RuleSecret, Root: true},
-	{ID: "P11-sysv-shm", Title: "the node's SysV shared-memory canary is attachable", Techniques: []string{"P18", "T13"}, Control: "C2", Rule: RuleSecret, Root: true},
-	{ID: "P12-keyring", Title: "root's user keyring holds the canary key", Techniques: []string{"P20", "T23"}, Control: "C1", Rule: RuleSecret, Root: true},
-	{ID: "P13-runtime-socket", Title: "a container-runtime socket answers with the node engine's identity", Techniques: []string{"P08", "T16", "T17"}, Control: "C3", Rule: RuleNodeEngine, Root: true},
-	{ID: "P14-core-pattern", Title: "kernel.core_pattern of the node's kernel is writable", Techniques: []string{"P09", "T05"}, Control: "C1", Rule: RuleWritableSameKernel, Root: true},
-	{ID: "P15-modprobe-path", Title: "kernel.modprobe of the node's kernel is writable", Techniques: []string{"P09", "T06", "T21"}, Control: "C1", Rule: RuleWritableSameKernel, Root: true},
-	{ID: "P16-cgroup-release-agent", Title: "a cgroup v1 release_agent of the node's kernel is writable", Techniques: []string{"P10", "T03", "T04"}, Control: "C1", Rule: RuleWritableSameKernel, Root: true},
-	{ID: "P17-cgroup-devices-allow", Title: "a cgroup v1 devices.allow of the node's kernel is writable", Techniques: []string{"P02", "T02"}, Control: "C1", Rule: RuleWritableSameKernel, Root: true},
-	{ID: "P18-kernel-modules", Title: "the loaded module list is the node's and module loading is permitted", Techniques: []string{"P19", "T06"}, Control: "C1", Rule: RuleSameKernel, Root: true},
-	{ID: "P19-open-by-handle", Title: "open_by_handle_at reaches the canary file from a bind mount", Techniques: []string{"T07"}, Control: "C1", Rule: RuleSecret, Root: true},
-	{ID: "P20-mknod-loop-canary", Title: "a device node made for the canary loop device reads the canary", Techniques: []string{"P02", "T01", "T32"}, Control: "C1", Rule: RuleSecret, Root: true},
+	{ID: "P01-kernel-identity", Title: "boot_id, kernel and machine identity equal the node's", Techniques: []string{"P01", "T22"}, Control: "C1", Timeout: 3 * time.Second, Rule: RuleSameKernel},
+	{ID: "P02-block-device-canary", Title: "a block device holds the node's canary filesystem", Techniques: []string{"P02", "T01", "T31"}, Control: "C1", Timeout: 10 * time.Second, Rule: RuleSecret, Root: true},
+	{ID: "P03-kernel-log", Title: "the node's kernel log shows the canary line", Techniques: []string{"P03", "T40"}, Control: "C1", Timeout: 3 * time.Second, Rule: RuleSecret, Root: true},
+	{ID: "P04-mounted-host-file", Title: "a mount exposes the node's canary file", Techniques: []string{"P04", "T14", "T15"}, Control: "C3", Timeout: 3 * time.Second, Rule: RuleSecret, Root: true},
+	{ID: "P05-host-process-cmdline", Title: "the canary process's command line is visible", Techniques: []string{"P05", "T10"}, Control: "C2", Timeout: 3 * time.Second, Rule: RuleSecret},
+	{ID: "P06-ptrace-environ", Title: "the canary process's environment is readable (ptrace access)", Techniques: []string{"P05", "T08"}, Control: "C2", Timeout: 3 * time.Second, Rule: RuleSecret, Root: true},
+	{ID: "P07-proc-root-file", Title: "the canary file through the canary process's /proc/<pid>/root", Techniques: []string{"P05", "T09"}, Control: "C2", Timeout: 3 * time.Second, Rule: RuleSecret, Root: true},
+	{ID: "P08-loopback-challenge", Title: "the node's loopback listener answers the challenge", Techniques: []string{"P06", "T11", "T30"}, Control: "C2", Timeout: 4 * time.Second, Rule: RuleChallenge},
+	{ID: "P09-abstract-socket", Title: "the node's abstract unix socket answers the challenge", Techniques: []string{"P07", "T12"}, Control: "C2", Timeout: 4 * time.Second, Rule: RuleChallenge},
+	{ID: "P10-shm-file", Title: "the node's /dev/shm canary is readable", Techniques: []string{"P18", "T13"}, Control: "C2", Timeout: 3 * time.Second, Rule: RuleSecret, Root: true},
+	{ID: "P11-sysv-shm", Title: "the node's SysV shared-memory canary is attachable", Techniques: []string{"P18", "T13"}, Control: "C2", Timeout: 3 * time.Second, Rule: RuleSecret, Root: true},
+	{ID: "P12-keyring", Title: "root's user keyring holds the canary key", Techniques: []string{"P20", "T23"}, Control: "C1", Timeout: 3 * time.Second, Rule: RuleSecret, Root: true},
+	{ID: "P13-runtime-socket", Title: "a container-runtime socket answers with the node engine's identity", Techniques: []string{"P08", "T16", "T17"}, Control: "C3", Timeout: 8 * time.Second, Rule: RuleNodeEngine, Root: true},
+	{ID: "P14-core-pattern", Title: "kernel.core_pattern of the node's kernel is writable", Techniques: []string{"P09", "T05"}, Control: "C1", Timeout: 3 * time.Second, Rule: RuleWritableSameKernel, Root: true},
+	{ID: "P15-modprobe-path", Title: "kernel.modprobe of the node's kernel is writable", Techniques: []string{"P09", "T06", "T21"}, Control: "C1", Timeout: 3 * time.Second, Rule: RuleWritableSameKernel, Root: true},
+	{ID: "P16-cgroup-release-agent", Title: "a cgroup v1 release_agent of the node's kernel is writable", Techniques: []string{"P10", "T03", "T04"}, Control: "C1", Timeout: 5 * time.Second, Rule: RuleWritableSameKernel, Root: true},
+	{ID: "P17-cgroup-devices-allow", Title: "a cgroup v1 devices.allow of the node's kernel is writable", Techniques: []string{"P02", "T02"}, Control: "C1", Timeout: 5 * time.Second, Rule: RuleWritableSameKernel, Root: true},
+	{ID: "P18-kernel-modules", Title: "the loaded module list is the node's and module loading is permitted", Techniques: []string{"P19", "T06"}, Control: "C1", Timeout: 3 * time.Second, Rule: RuleSameKernel, Root: true},
+	{ID: "P19-open-by-handle", Title: "open_by_handle_at reaches the canary file from a bind mount", Techniques: []string{"T07"}, Control: "C1", Timeout: 3 * time.Second, Rule: RuleSecret, Root: true},
+	{ID: "P20-mknod-loop-canary", Title: "a device node made for the canary loop device reads the canary", Techniques: []string{"P02", "T01", "T32"}, Control: "C1", Timeout: 10 * time.Second, Rule: RuleSecret, Root: true},
 }
 
 // Lookup returns a catalogue entry.

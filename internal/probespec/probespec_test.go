@@ -3,6 +3,7 @@ package probespec
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestCatalogIsConsistent(t *testing.T) {
@@ -17,6 +18,9 @@ func TestCatalogIsConsistent(t *testing.T) {
 		seen[p.ID] = true
 		if !slices.Contains([]string{"C1", "C2", "C3"}, p.Control) {
 			t.Errorf("%s: control %q; every probe needs a control lane where it must be reached", p.ID, p.Control)
+		}
+		if p.Timeout <= 0 || p.Timeout > 15*time.Second {
+			t.Errorf("%s: timeout %s; every probe needs its own, short, timeout", p.ID, p.Timeout)
 		}
 		if len(p.Techniques) == 0 || p.Title == "" {
 			t.Errorf("%s: needs techniques and a title for the report", p.ID)

@@ -57,6 +57,12 @@ func EscapeSpec(inputGetter func() EscapeSpecInput) {
 		res, ev, err := proberun.Run(ctx, in.Workspace, spec, tmo)
 		Expect(err).NotTo(HaveOccurred(), "running kwc-probe in lane %s:\n%s", in.Lane.Name, ev)
 		contexts := map[string][]verdict.ProbeVerdict{"base": verdict.JudgeAll(res, node, sec)}
+		// The kernel the workspace runs on: the node's under runc, the guest's under Kata.
+		for _, o := range res.Observations {
+			if o.ID == "P01-kernel-identity" && o.Facts["kernel"] != "" {
+				in.Suite.Recorder.SetEnv(map[string]string{"lane." + in.Lane.Name + ".kernel": o.Facts["kernel"], "lane." + in.Lane.Name + ".memTotal": o.Facts["memTotal"]})
+			}
+		}
 		AddReportEntry(in.Lane.Name+"/escape/base", fmt.Sprintf("%d probes in %d ms as uid %s", len(res.Observations), res.DurationMS, res.Context["uid"]))
 
 		if in.Suite.Config.Probes.Nested && in.Tools != nil && in.Lane.Measures(framework.LabelRun) {

@@ -3,6 +3,7 @@ module kwc.dev/kwc
 go 1.26.8
 
 require (
+	github.com/BurntSushi/toml v1.4.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/moby/moby/api v1.56.1
 	github.com/moby/moby/client v0.6.2

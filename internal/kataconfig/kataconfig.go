@@ -1,0 +1,391 @@
+// Package kataconfig checks a node's Kata and containerd configuration for the escape
+// paths that do not cross the guest kernel: advisories fixed in later releases, host
+// devices handed to privileged guests, annotations that reach the hypervisor or
+// virtiofsd, an unsandboxed virtiofsd, a debug console. It reads recorded files (the
+// node agent collects them) and decides nothing about the node beyond them.
+package kataconfig
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"sigs.k8s.io/yaml"
+)
+
+// Advisory is one entry of fixtures/kata-advisories.yaml.
+type Advisory struct {
+	ID         string   `json:"id"`
+	CVE        string   `json:"cve"`
+	Fixed      string   `json:"fixed"`
+	Confirmed  bool     `json:"confirmed"`
+	Summary    string   `json:"summary"`
+	Techniques []string `json:"techniques"`
+}
+
+// DecodeAdvisories reads the advisories table strictly.
+func DecodeAdvisories(b []byte) ([]Advisory, error) {
+	var doc struct {
+		Advisories []Advisory `json:"advisories"`
+	}
+	if err := yaml.UnmarshalStrict(b, &doc); err != nil {
+		return nil, fmt.Errorf("decoding the advisories table: %w", err)
+	}
+	for _, a := range doc.Advisories {
+		if a.ID == "" || (a.Confirmed && a.Fixed == "") {
+			return nil, fmt.Errorf("advisory %q: a confirmed advisory needs id and fixed", a.ID)
+		}
+		if a.Fixed != "" {
+			if _, err := parseVersion(a.Fixed); err != nil {
+				return nil, fmt.Errorf("advisory %s: %w", a.ID, err)
+			}
+		}
+	}
+	return doc.Advisories, nil
+}
+
+// Node is what the node agent recorded.
+type Node struct {
+	KataVersion string
+	// Containerd is the merged containerd configuration (or kata-deploy's drop-in).
+	Containerd []byte
+	// KataConfigs are Kata configuration files by path.
+	KataConfigs map[string][]byte
+	// Processes are command lines of Kata's host-side processes (virtiofsd, VMMs).
+	Processes []string
+}
+
+// Result is a check's outcome, in the escape criterion's words.
+type Result string
+
+const (
+	Reached       Result = "reached" // the path exists on the node
+	Blocked       Result = "blocked"
+	NotApplicable Result = "not-applicable"
+	Error         Result = "error"
+)
+
+// Finding is one check on one node.
+type Finding struct {
+	ID         string   `json:"id"`
+	Title      string   `json:"title"`
+	Techniques []string `json:"techniques"`
+	Result     Result   `json:"result"`
+	Reason     string   `json:"reason"`
+	Evidence   []string `json:"evidence,omitempty"`
+}
+
+// DangerousAnnotations are enable_annotations entries that let a pod author reach
+// host-side programs or the guest's boot: each is a known host-escape primitive.
+var DangerousAnnotations = map[string]string{
+	"virtio_fs_extra_args": "passes arguments to virtiofsd on the host (-o source=/ exports the host's root; GHSA-rr59-xxvx-96qr)",
+	"kernel_params":        "sets guest kernel parameters (a debug console; GHSA-rr59-xxvx-96qr)",
+	"path":                 "chooses the hypervisor binary run on the host (CVE-2020-27151)",
+	"jailer_path":          "chooses the jailer binary run on the host (CVE-2020-27151)",
+	"ctlpath":              "chooses a host control binary (CVE-2020-27151)",
+	"virtio_fs_daemon":     "chooses the virtiofsd binary run on the host (CVE-2020-27151)",
+	"file_mem_backend":     "points guest memory at a host path",
+	"entropy_source":       "points the guest's entropy device at a host path",
+	".*":                   "allows every hypervisor annotation",
+}
+
+// Check runs every configuration check.
+func Check(n Node, advisories []Advisory) []Finding {
+	runtimes, rerr := containerdKataRuntimes(n.Containerd)
+	configs, cerr := parseKata(n.KataConfigs)
+	return []Finding{
+		checkVersion(n.KataVersion, advisories),
+		checkHostDevices(runtimes, rerr),
+		checkAnnotations(configs, cerr),
+		checkVirtiofsd(configs, cerr, n.Processes),
+		checkDebugConsole(configs, cerr),
+	}
+}
+
+// version is major.minor.patch.
+type version [3]int
+
+func parseVersion(s string) (version, error) {
+	var v version
+	parts := strings.SplitN(strings.TrimPrefix(strings.TrimSpace(s), "v"), ".", 3)
+	if len(parts) != 3 {
+		return v, fmt.Errorf("version %q is not major.minor.patch", s)
+	}
+	for i, p := range parts {
+		p, _, _ = strings.Cut(p, "-")
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return v, fmt.Errorf("version %q: %w", s, err)
+		}
+		v[i] = n
+	}
+	return v, nil
+}
+
+func (v version) less(o version) bool {
+	for i := range v {
+		if v[i] != o[i] {
+			return v[i] < o[i]
+		}
+	}
+	return false
+}
+
+func checkVersion(installed string, advisories []Advisory) Finding {
+	f := Finding{ID: "K01-kata-advisories", Title: "the installed Kata is not older than any advisory's fix"}
+	if installed == "" {
+		f.Result, f.Reason = Error, "no Kata version recorded on the node"
+		return f
+	}
+	have, err := parseVersion(installed)
+	if err != nil {
+		f.Result, f.Reason = Error, err.Error()
+		return f
+	}
+	var open []string
+	for _, a := range advisories {
+		f.Techniques = append(f.Techniques, a.Techniques...)
+		if a.Fixed == "" || !a.Confirmed {
+			f.Evidence = append(f.Evidence, fmt.Sprintf("%s: unconfirmed (%s), reported only", a.ID, a.Summary))
+			continue
+		}
+		fixed, _ := parseVersion(a.Fixed)
+		if have.less(fixed) {
+			open = append(open, fmt.Sprintf("%s (fixed in %s)", a.ID, a.Fixed))
+			f.Evidence = append(f.Evidence, fmt.Sprintf("%s: Kata %s < %s: %s", a.ID, installed, a.Fixed, a.Summary))
+		} else {
+			f.Evidence = append(f.Evidence, fmt.Sprintf("%s: fixed in %s, have %s", a.ID, a.Fixed, installed))
+		}
+	}
+	f.Techniques = dedupe(f.Techniques)
+	if len(open) > 0 {
+		f.Result, f.Reason = Reached, "Kata "+installed+" predates the fix of "+strings.Join(open, ", ")
+		return f
+	}
+	f.Result, f.Reason = Blocked, "Kata "+installed+" has every confirmed fix"
+	return f
+}
+
+type runtimeEntry struct {
+	name, runtimeType string
+	noHostDevices     bool
+	podAnnotations    []string
+}
+
+// containerdKataRuntimes finds Kata runtime entries in a containerd 1.x (config
+// version 2) or 2.x (version 3) configuration.
+func containerdKataRuntimes(b []byte) ([]runtimeEntry, error) {
+	if len(b) == 0 {
+		return nil, errors.New("no containerd configuration recorded")
+	}
+	var doc map[string]any
+	if err := toml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("parsing the containerd configuration: %w", err)
+	}
+	plugins, _ := doc["plugins"].(map[string]any)
+	var out []runtimeEntry
+	for _, key := range []string{"io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime"} {
+		cri, _ := plugins[key].(map[string]any)
+		ctd, _ := cri["containerd"].(map[string]any)
+		rts, _ := ctd["runtimes"].(map[string]any)
+		for name, v := range rts {
+			rt, _ := v.(map[string]any)
+			typ, _ := rt["runtime_type"].(string)
+			if !strings.Contains(typ, "kata") && !strings.HasPrefix(name, "kata") {
+				continue
+			}
+			e := runtimeEntry{name: name, runtimeType: typ}
+			e.noHostDevices, _ = rt["privileged_without_host_devices"].(bool)
+			if pa, ok := rt["pod_annotations"].([]any); ok {
+				for _, a := range pa {
+					e.podAnnotations = append(e.podAnnotations, fmt.Sprint(a))
+				}
+			}
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+func checkHostDevices(rts []runtimeEntry, err error) Finding {
+	f := Finding{ID: "K02-privileged-without-host-devices", Title: "every Kata runtime keeps host devices out of privileged guests", Techniques: []string{"T31", "P16"}}
+	switch {
+	case err != nil:
+		f.Result, f.Reason = Error, err.Error()
+		return f
+	case len(rts) == 0:
+		f.Result, f.Reason = NotApplicable, "no Kata runtime is configured in containerd"
+		return f
+	}
+	var bad []string
+	for _, r := range rts {
+		f.Evidence = append(f.Evidence, fmt.Sprintf("%s (%s): privileged_without_host_devices = %v", r.name, r.runtimeType, r.noHostDevices))
+		if !r.noHostDevices {
+			bad = append(bad, r.name)
+		}
+	}
+	if len(bad) > 0 {
+		f.Result, f.Reason = Reached, "a privileged pod under "+strings.Join(bad, ", ")+" gets every host block device: privileged_without_host_devices is not true"
+		return f
+	}
+	f.Result, f.Reason = Blocked, fmt.Sprintf("all %d Kata runtimes set privileged_without_host_devices = true", len(rts))
+	return f
+}
+
+type kataFile struct {
+	path        string
+	hypervisors map[string]map[string]any
+	agent       map[string]any
+}
+
+func parseKata(files map[string][]byte) ([]kataFile, error) {
+	if len(files) == 0 {
+		return nil, errors.New("no Kata configuration file recorded")
+	}
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	var out []kataFile
+	for _, p := range paths {
+		var doc map[string]any
+		if err := toml.Unmarshal(files[p], &doc); err != nil {
+			return nil, fmt.Errorf("parsing %s: %w", p, err)
+		}
+		kf := kataFile{path: p, hypervisors: map[string]map[string]any{}}
+		hyp, _ := doc["hypervisor"].(map[string]any)
+		for name, v := range hyp {
+			if m, ok := v.(map[string]any); ok {
+				kf.hypervisors[name] = m
+			}
+		}
+		agent, _ := doc["agent"].(map[string]any)
+		kf.agent, _ = agent["kata"].(map[string]any)
+		out = append(out, kf)
+	}
+	return out, nil
+}
+
+func strings_(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		out = append(out, fmt.Sprint(x))
+	}
+	return out
+}
+
+func checkAnnotations(files []kataFile, err error) Finding {
+	f := Finding{ID: "K03-hypervisor-annotations", Title: "no hypervisor annotation that reaches host programs or the guest's boot is enabled", Techniques: []string{"T35", "T37", "T39", "P15"}}
+	if err != nil {
+		f.Result, f.Reason = Error, err.Error()
+		return f
+	}
+	var bad []string
+	for _, kf := range files {
+		for _, name := range sortedKeys(kf.hypervisors) {
+			enabled := strings_(kf.hypervisors[name]["enable_annotations"])
+			f.Evidence = append(f.Evidence, fmt.Sprintf("%s [hypervisor.%s] enable_annotations = %q", kf.path, name, enabled))
+			for _, a := range enabled {
+				if why, ok := DangerousAnnotations[a]; ok {
+					bad = append(bad, fmt.Sprintf("%s in %s: %s", a, name, why))
+				}
+			}
+		}
+	}
+	if len(bad) > 0 {
+		f.Result, f.Reason = Reached, "a pod author can set "+strings.Join(bad, "; ")
+		return f
+	}
+	f.Result, f.Reason = Blocked, "enable_annotations holds none of the dangerous annotations"
+	return f
+}
+
+func unsandboxed(args string) []string {
+	norm := strings.ReplaceAll(args, "=", " ")
+	var hits []string
+	for _, flag := range []string{"--sandbox none", "--seccomp none"} {
+		if strings.Contains(norm, flag) {
+			hits = append(hits, flag)
+		}
+	}
+	return hits
+}
+
+func checkVirtiofsd(files []kataFile, err error, procs []string) Finding {
+	f := Finding{ID: "K04-virtiofsd-sandboxed", Title: "virtiofsd runs sandboxed and with seccomp", Techniques: []string{"T38", "T33"}}
+	if err != nil {
+		f.Result, f.Reason = Error, err.Error()
+		return f
+	}
+	var bad []string
+	for _, kf := range files {
+		for _, name := range sortedKeys(kf.hypervisors) {
+			args := strings.Join(strings_(kf.hypervisors[name]["virtio_fs_extra_args"]), " ")
+			if hits := unsandboxed(args); len(hits) > 0 {
+				bad = append(bad, fmt.Sprintf("%s [hypervisor.%s] virtio_fs_extra_args has %s", kf.path, name, strings.Join(hits, ", ")))
+			}
+		}
+	}
+	for _, p := range procs {
+		if !strings.Contains(p, "virtiofsd") {
+			continue
+		}
+		f.Evidence = append(f.Evidence, "running: "+p)
+		if hits := unsandboxed(p); len(hits) > 0 {
+			bad = append(bad, "a running virtiofsd has "+strings.Join(hits, ", "))
+		}
+	}
+	if len(bad) > 0 {
+		f.Result, f.Reason = Reached, strings.Join(bad, "; ")
+		f.Evidence = append(f.Evidence, bad...)
+		return f
+	}
+	f.Result, f.Reason = Blocked, "no virtiofsd configuration or process disables its sandbox or seccomp"
+	return f
+}
+
+func checkDebugConsole(files []kataFile, err error) Finding {
+	f := Finding{ID: "K05-debug-console", Title: "no guest debug console is enabled", Techniques: []string{"T37"}}
+	if err != nil {
+		f.Result, f.Reason = Error, err.Error()
+		return f
+	}
+	var bad []string
+	for _, kf := range files {
+		if on, _ := kf.agent["debug_console_enabled"].(bool); on {
+			bad = append(bad, kf.path+": [agent.kata] debug_console_enabled = true")
+		}
+		for _, name := range sortedKeys(kf.hypervisors) {
+			if kp, _ := kf.hypervisors[name]["kernel_params"].(string); strings.Contains(kp, "debug_console") {
+				bad = append(bad, fmt.Sprintf("%s [hypervisor.%s] kernel_params = %q", kf.path, name, kp))
+			}
+		}
+	}
+	if len(bad) > 0 {
+		f.Result, f.Reason = Reached, strings.Join(bad, "; ")
+		return f
+	}
+	f.Result, f.Reason = Blocked, "debug console disabled in every configuration"
+	return f
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func dedupe(s []string) []string {
+	sort.Strings(s)
+	return slices.Compact(s)
+}

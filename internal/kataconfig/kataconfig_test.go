@@ -1,0 +1,97 @@
+package kataconfig
+
+import (
+	"io/fs"
+	"strings"
+	"testing"
+
+	"kwc.dev/kwc/fixtures"
+)
+
+func recorded(t *testing.T, name string) Node {
+	t.Helper()
+	fsys, err := fixtures.NodeConfig(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(p string) []byte {
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	n := Node{KataVersion: strings.TrimSpace(string(read("kata-version"))), Containerd: read("containerd.toml"), KataConfigs: map[string][]byte{}}
+	cfgs, _ := fs.Glob(fsys, "configuration-*.toml")
+	for _, c := range cfgs {
+		n.KataConfigs["/opt/kata/share/defaults/kata-containers/"+c] = read(c)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(read("processes.txt"))), "\n") {
+		n.Processes = append(n.Processes, l)
+	}
+	return n
+}
+
+func advisories(t *testing.T) []Advisory {
+	a, err := DecodeAdvisories(fixtures.Advisories())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestSafeNodeBlocksEveryPath(t *testing.T) {
+	for _, f := range Check(recorded(t, "safe"), advisories(t)) {
+		if f.Result != Blocked {
+			t.Errorf("%s: %s (%s)", f.ID, f.Result, f.Reason)
+		}
+	}
+}
+
+// The misconfigured node is each check's control: every check must find its path.
+func TestMisconfiguredNodeReachesEveryPath(t *testing.T) {
+	want := map[string]string{
+		"K01-kata-advisories":                 "GHSA-rr59-xxvx-96qr",
+		"K02-privileged-without-host-devices": "kata-qemu",
+		"K03-hypervisor-annotations":          "virtio_fs_extra_args",
+		"K04-virtiofsd-sandboxed":             "--sandbox none",
+		"K05-debug-console":                   "debug_console_enabled = true",
+	}
+	findings := Check(recorded(t, "misconfigured"), advisories(t))
+	if len(findings) != len(want) {
+		t.Fatalf("%d findings, want %d", len(findings), len(want))
+	}
+	for _, f := range findings {
+		if f.Result != Reached || !strings.Contains(f.Reason, want[f.ID]) {
+			t.Errorf("%s: %s (%s), want reached naming %q", f.ID, f.Result, f.Reason, want[f.ID])
+		}
+		if len(f.Techniques) == 0 {
+			t.Errorf("%s: no technique IDs", f.ID)
+		}
+	}
+}
+
+func TestVersionOrdering(t *testing.T) {
+	adv := []Advisory{{ID: "A", Fixed: "3.31.0", Confirmed: true}}
+	for v, want := range map[string]Result{"3.30.9": Reached, "3.31.0": Blocked, "4.0.0": Blocked, "3.4.0": Reached, "v3.31.1-rc1": Blocked, "": Error, "3.31": Error} {
+		if got := checkVersion(v, adv).Result; got != want {
+			t.Errorf("Kata %q: %s, want %s", v, got, want)
+		}
+	}
+	unconfirmed := []Advisory{{ID: "B", Fixed: "9.0.0", Confirmed: false}}
+	if got := checkVersion("3.0.0", unconfirmed).Result; got != Blocked {
+		t.Errorf("an unconfirmed advisory must not fail the node: %s", got)
+	}
+}
+
+func TestNoKataRuntimeIsNotApplicable(t *testing.T) {
+	n := Node{KataVersion: "4.1.0", Containerd: []byte("version = 3\n[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc]\nruntime_type = \"io.containerd.runc.v2\"\n"),
+		KataConfigs: map[string][]byte{"c.toml": []byte("[hypervisor.qemu]\n")}}
+	if f := Check(n, nil)[1]; f.Result != NotApplicable {
+		t.Fatalf("%+v", f)
+	}
+	n.Containerd = []byte("not toml [")
+	if f := Check(n, nil)[1]; f.Result != Error {
+		t.Fatalf("an unparseable configuration is an error, never a pass: %+v", f)
+	}
+}

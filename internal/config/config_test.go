@@ -192,3 +192,49 @@ func TestIntervalFallsBackToDefault(t *testing.T) {
 	}()
 	c.Interval("x", "nosuchkey")
 }
+
+func TestKataLanesPerShimAndShape(t *testing.T) {
+	c, err := Load("", Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lanes := c.KataLanes()
+	if len(lanes) != len(c.Kata.Shims)*2 {
+		t.Fatalf("%d lanes for %d shims in two shapes", len(lanes), len(c.Kata.Shims))
+	}
+	for _, l := range lanes {
+		if err := l.Validate(); err != nil {
+			t.Errorf("%s: %v", l.Name, err)
+		}
+		if l.Isolation != IsolationVM || l.Runtime != "kata-"+strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(l.Name, "kata-"), "-gitlab"), "-privileged") {
+			t.Errorf("%s: %+v", l.Name, l)
+		}
+		if _, ok := l.Expect["build"]; ok != (l.Shape == ShapePrivileged) {
+			t.Errorf("%s: only the privileged shape must build", l.Name)
+		}
+	}
+	for _, s := range c.Kata.Shims {
+		if s == "fc" {
+			t.Error("fc needs a devmapper pool the kind node lacks: it must be opt-in")
+		}
+	}
+}
+
+func TestKataValidation(t *testing.T) {
+	for body, want := range map[string]string{
+		"kata: {version: 3.28.0}":      "use 3.31.0 or later",
+		"kata: {version: latest}":      "pin an exact release",
+		"kata: {shims: [acrn]}":        "test other RuntimeClasses as lanes on the cluster target",
+		"kata: {chart: ghcr.io/x/y}":   "oci://",
+		"kata: {imageStore: virtiofs}": "memory or disk",
+	} {
+		p := write(t, "apiVersion: kwc.dev/v1alpha1\nkind: Config\n"+body+"\n")
+		if _, err := Load(p, Overrides{}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: want %q, got %v", body, want, err)
+		}
+	}
+	p := write(t, "apiVersion: kwc.dev/v1alpha1\nkind: Config\nkata: {version: 3.28.0}\n")
+	if _, err := Load(p, Overrides{Target: "docker"}); err != nil {
+		t.Errorf("the docker target installs no Kata; its kata section is not checked: %v", err)
+	}
+}

@@ -18,6 +18,15 @@ func (c *Config) Default() {
 			p.Require = "any"
 		}
 	}
+	if c.KindCluster.Config == "" {
+		c.KindCluster.Config = "default.yaml"
+	}
+	if c.Kata.ImageStore == "" {
+		c.Kata.ImageStore = "memory"
+	}
+	if len(c.Kata.Shapes) == 0 {
+		c.Kata.Shapes = []Shape{ShapeGitLab, ShapePrivileged}
+	}
 	for i := range c.Lanes {
 		c.Lanes[i].Default()
 	}

@@ -79,12 +79,14 @@ type Config struct {
 	// Keep leaves workspaces (and clusters) behind for debugging.
 	Keep bool `json:"keep,omitempty"`
 
-	Images    Images              `json:"images,omitempty"`
-	Docker    DockerTarget        `json:"docker,omitempty"`
-	Lanes     []Lane              `json:"lanes,omitempty"`
-	Criteria  Criteria            `json:"criteria,omitempty"`
-	Probes    Probes              `json:"probes,omitempty"`
-	Intervals map[string]Duration `json:"intervals,omitempty"`
+	Images      Images              `json:"images,omitempty"`
+	Docker      DockerTarget        `json:"docker,omitempty"`
+	KindCluster KindTarget          `json:"kindCluster,omitempty"`
+	Kata        Kata                `json:"kata,omitempty"`
+	Lanes       []Lane              `json:"lanes,omitempty"`
+	Criteria    Criteria            `json:"criteria,omitempty"`
+	Probes      Probes              `json:"probes,omitempty"`
+	Intervals   map[string]Duration `json:"intervals,omitempty"`
 }
 
 // Images names the images the suite builds and uses. Every reference must point at
@@ -109,6 +111,36 @@ type DockerTarget struct {
 	KataRuntime string `json:"kataRuntime,omitempty"`
 	// KataLane is the lane added when KataRuntime is registered.
 	KataLane *Lane `json:"kataLane,omitempty"`
+}
+
+// KindTarget configures the kind target.
+type KindTarget struct {
+	// Config names a file in kindconfigs/ (default.yaml, multi-node.yaml) or a path.
+	Config string `json:"config,omitempty"`
+	// NodeImage overrides the configs' node image (pin it by digest).
+	NodeImage string `json:"nodeImage,omitempty"`
+	// ShmSize is what each node's /dev/shm is remounted to: kind leaves Docker's 64 MiB,
+	// and the QEMU shims keep guest RAM there (kata-containers#5692).
+	ShmSize string `json:"shmSize,omitempty"`
+}
+
+// Kata says which Kata to install and which shims become lanes.
+type Kata struct {
+	// Install: on kind always; on an existing cluster only when true.
+	Install bool `json:"install,omitempty"`
+	// Chart is the kata-deploy Helm chart's OCI location; Version pins it.
+	Chart   string `json:"chart,omitempty"`
+	Version string `json:"version,omitempty"`
+	// Shims become RuntimeClasses kata-<shim> and lanes. fc needs a devmapper pool the
+	// kind node lacks, so it is opt-in.
+	Shims []string `json:"shims,omitempty"`
+	// Shapes are the workspace shapes each shim is tested in.
+	Shapes []Shape `json:"shapes,omitempty"`
+	// Debug installs the kata-<shim>-debug classes too (triage runs).
+	Debug bool `json:"debug,omitempty"`
+	// ImageStore backs /var/lib/docker and /var/lib/containers: memory (emptyDir in
+	// guest RAM) or disk; never the virtio-fs root.
+	ImageStore string `json:"imageStore,omitempty"`
 }
 
 // Lane is one configuration under test or one control.

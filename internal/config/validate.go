@@ -66,6 +66,11 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if c.Target != TargetDocker {
+		if err := c.Kata.validate(); err != nil {
+			add("kata: %w", err)
+		}
+	}
 	if c.Probes.Timeout.Duration <= 0 {
 		add("probes.timeout: must be positive, e.g. 20s")
 	}
@@ -175,6 +180,69 @@ func LocalImageRef(ref string) error {
 		return fmt.Errorf("%q is not a 127.0.0.1 reference; kwc builds its images locally and never pulls (use 127.0.0.1/<name>:<tag>)", ref)
 	}
 	return nil
+}
+
+// KnownShims are the shims kata-deploy ships RuntimeClasses for (x86_64).
+var KnownShims = []string{"clh", "clh-runtime-rs", "dragonball", "fc", "qemu", "qemu-runtime-rs"}
+
+var kataVersion = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
+
+func (k Kata) validate() error {
+	var errs []error
+	if !kataVersion.MatchString(k.Version) {
+		errs = append(errs, fmt.Errorf("version %q: pin an exact release such as 4.1.0", k.Version))
+	} else if v := strings.Split(k.Version, "."); atoi(v[0]) < 3 || atoi(v[0]) == 3 && atoi(v[1]) < 31 {
+		errs = append(errs, fmt.Errorf("version %s: use 3.31.0 or later; earlier releases have known host-escape advisories (GHSA-rr59-xxvx-96qr, GHSA-2gv2-cffp-j227)", k.Version))
+	}
+	if !strings.HasPrefix(k.Chart, "oci://") && !strings.HasPrefix(k.Chart, "/") {
+		errs = append(errs, fmt.Errorf("chart %q: an oci:// reference or a local chart directory", k.Chart))
+	}
+	if len(k.Shims) == 0 {
+		errs = append(errs, errors.New("shims: none; list the hypervisors to test (e.g. clh, qemu)"))
+	}
+	for _, s := range k.Shims {
+		if !slices.Contains(KnownShims, s) {
+			errs = append(errs, fmt.Errorf("shims: unknown shim %q; kata-deploy ships %s (test other RuntimeClasses as lanes on the cluster target)", s, strings.Join(KnownShims, ", ")))
+		}
+	}
+	for _, s := range k.Shapes {
+		if s != ShapeGitLab && s != ShapePrivileged {
+			errs = append(errs, fmt.Errorf("shapes: %q; use gitlab or privileged", s))
+		}
+	}
+	if k.ImageStore != "memory" && k.ImageStore != "disk" {
+		errs = append(errs, fmt.Errorf("imageStore %q: memory or disk", k.ImageStore))
+	}
+	return errors.Join(errs...)
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, r := range s {
+		n = n*10 + int(r-'0')
+	}
+	return n
+}
+
+// KataLanes are the lanes the Kata shims add on the kind and cluster targets: each
+// shim in each shape, VM-isolated. The GitLab shape must give sudo and no escape;
+// what it can build and run is a finding (dockerd needs privileges GitLab never
+// grants). The privileged-in-guest shape must meet all four.
+func (c *Config) KataLanes() []Lane {
+	var out []Lane
+	for _, shim := range c.Kata.Shims {
+		for _, shape := range c.Kata.Shapes {
+			l := Lane{Name: "kata-" + shim + "-" + string(shape), Role: RoleSubject, Runtime: "kata-" + shim,
+				Shape: shape, Isolation: IsolationVM, Privileged: shape == ShapePrivileged}
+			l.Expect = map[string]Verdict{"sudo": VerdictPass, "escape": VerdictPass}
+			if shape == ShapePrivileged {
+				l.Expect["build"], l.Expect["run"] = VerdictPass, VerdictPass
+			}
+			l.Default()
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // Measures reports whether the lane measures a criterion.

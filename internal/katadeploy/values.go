@@ -1,0 +1,113 @@
+// Package katadeploy installs Kata with the kata-deploy Helm chart and decides when
+// the install is ready, from the signals the chart and its installer give: DaemonSet
+// pods ready, node labels, the kubelet's runtime handlers, RuntimeClasses, nodes Ready
+// again after the containerd restart.
+package katadeploy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"kwc.dev/kwc/internal/config"
+)
+
+// structuredSince is the first chart release with structured shim values (shims.<n>);
+// earlier charts take a flat env block.
+var structuredSince = [3]int{3, 23, 0}
+
+func parse(v string) ([3]int, error) {
+	var out [3]int
+	parts := strings.Split(v, ".")
+	if len(parts) != 3 {
+		return out, fmt.Errorf("kata version %q is not major.minor.patch", v)
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return out, fmt.Errorf("kata version %q: %w", v, err)
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+func atLeast(v, min [3]int) bool {
+	for i := range v {
+		if v[i] != min[i] {
+			return v[i] > min[i]
+		}
+	}
+	return true
+}
+
+// Values are the chart values kwc installs with: only the configured shims, each a
+// RuntimeClass with its overhead, no snapshotter set-up (nydus installs a host systemd
+// unit that nothing here uses), debug classes only on request.
+func Values(k config.Kata) (map[string]any, error) {
+	v, err := parse(k.Version)
+	if err != nil {
+		return nil, err
+	}
+	if len(k.Shims) == 0 {
+		return nil, fmt.Errorf("no shims to install")
+	}
+	if !atLeast(v, structuredSince) {
+		return map[string]any{
+			"k8sDistribution": "k8s",
+			"env": map[string]any{
+				"shims":                     strings.Join(k.Shims, " "),
+				"defaultShim":               k.Shims[0],
+				"createRuntimeClasses":      "true",
+				"createDefaultRuntimeClass": "false",
+				"debug":                     strconv.FormatBool(k.Debug),
+				"snapshotterHandlerMapping": "",
+			},
+		}, nil
+	}
+	shims := map[string]any{"disableAll": true}
+	for _, s := range k.Shims {
+		shims[s] = map[string]any{"enabled": true}
+	}
+	return map[string]any{
+		"k8sDistribution": "k8s",
+		"shims":           shims,
+		"defaultShim":     map[string]any{"amd64": k.Shims[0]},
+		"runtimeClasses":  map[string]any{"enabled": true, "createDefault": false, "overheadEnabled": true},
+		"snapshotter":     map[string]any{"setup": []any{}},
+		"debug":           k.Debug,
+	}, nil
+}
+
+// RuntimeClasses are the classes (and kubelet handlers) the install must create.
+func RuntimeClasses(k config.Kata) []string {
+	var out []string
+	for _, s := range k.Shims {
+		out = append(out, "kata-"+s)
+		if k.Debug {
+			out = append(out, "kata-"+s+"-debug")
+		}
+	}
+	return out
+}
+
+// InstanceLabel is the per-instance node label kata-deploy 4.1 adds besides
+// katacontainers.io/kata-runtime=true; earlier releases have none.
+func InstanceLabel(version string) string {
+	v, err := parse(version)
+	if err == nil && atLeast(v, [3]int{4, 1, 0}) {
+		return "kata-deploy.katacontainers.io/default"
+	}
+	return ""
+}
+
+// Overhead is the memory and CPU a RuntimeClass adds to every pod, as the 4.x chart
+// sets it: a ResourceQuota must leave this much room.
+func Overhead(shim string) (memory, cpu string) {
+	switch {
+	case strings.HasPrefix(shim, "qemu"):
+		return "320Mi", "250m"
+	default:
+		return "130Mi", "250m"
+	}
+}

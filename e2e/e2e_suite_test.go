@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -47,6 +48,7 @@ func init() {
 	flag.StringVar(&flags.Target, "kwc.target", "", "where workspaces run: docker, kind or cluster (overrides the config)")
 	flag.StringVar(&flags.ReportsDir, "kwc.reports-dir", "", "where reports/<timestamp>-<id>/ goes (default: reports at the repository root)")
 	flag.BoolVar(&flags.Keep, "kwc.keep", false, "keep workspaces after the run and print how to get in")
+	flag.BoolVar(&flags.DryRun, "kwc.dry-run", false, "print the plan (cluster config, chart and values, lanes, images, preflight) and create nothing")
 }
 
 func TestE2E(t *testing.T) {
@@ -56,6 +58,9 @@ func TestE2E(t *testing.T) {
 	}
 	s, err := framework.Setup(context.Background(), flags, os.Stdout)
 	suite = s
+	if errors.Is(err, framework.ErrDryRun) {
+		return
+	}
 	if err != nil {
 		s.Recorder.SetRunError(err.Error())
 		if _, ferr := s.Finish(context.Background()); ferr != nil {

@@ -6,18 +6,23 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/localregistry"
+	"kwc.dev/kwc/internal/plan"
+	"kwc.dev/kwc/internal/preflight"
 	"kwc.dev/kwc/internal/report"
 	"kwc.dev/kwc/internal/target"
 	"kwc.dev/kwc/internal/target/dockertarget"
+	"kwc.dev/kwc/kindconfigs"
 )
 
 // Flags are the suite's flags (--kwc.*).
@@ -26,7 +31,11 @@ type Flags struct {
 	Target     string
 	ReportsDir string
 	Keep       bool
+	DryRun     bool
 }
+
+// ErrDryRun ends Setup after the plan is printed: nothing was created.
+var ErrDryRun = errors.New("dry run: plan printed, nothing created")
 
 // Suite is one run of the suite.
 type Suite struct {
@@ -85,8 +94,14 @@ func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
 			return s, err
 		}
 		s.Target, s.Docker = dt, dt
-	case config.TargetKind, config.TargetCluster:
-		return s, fmt.Errorf("target %s is not available in this build yet: run the local slice with `make e2e TARGET=docker` (or --kwc.target=docker)", cfg.Target)
+	case config.TargetKind:
+		return s, s.setupKind(ctx, f.DryRun)
+	case config.TargetCluster:
+		return s, fmt.Errorf("target cluster is not available in this build yet: run the local slice with `make e2e TARGET=docker` (or --kwc.target=docker)")
+	}
+	if f.DryRun {
+		fmt.Fprintf(s.Out, "kwc plan for target docker (dry run): lanes from the engine's runtimes; run without --kwc.dry-run to build the workspace image and start them\n")
+		return s, ErrDryRun
 	}
 	if err := s.Target.Preflight(ctx); err != nil {
 		return s, err
@@ -105,6 +120,42 @@ func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
 	s.Recorder = report.NewRecorder(run, lanes)
 	s.Recorder.SetEnv(s.Target.Describe(ctx))
 	return s, nil
+}
+
+// setupKind plans the kind run and preflights the host before anything slow. The
+// cluster lifecycle (create through kind's library, install Kata with the Helm SDK,
+// run the lanes as pods) is not in this build: a host that passes preflight is told
+// so, plainly, instead of getting a pretend run.
+func (s *Suite) setupKind(ctx context.Context, dryRun bool) error {
+	cluster, err := kindconfigs.Load(s.Config.KindCluster.Config, "kwc-"+s.RunID)
+	if err != nil {
+		return err
+	}
+	checks := preflight.System().KVM()
+	engine := preflight.Check{Name: "container engine (kind's node provider)", Fix: "start dockerd or set DOCKER_HOST"}
+	if dt, err := dockertarget.New(s.RunID, s.Config.Images.Workspace); err != nil {
+		engine.Detail = err.Error()
+	} else if err := dt.Preflight(ctx); err != nil {
+		engine.Detail = strings.SplitN(err.Error(), "\n", 2)[0]
+	} else {
+		engine.OK, engine.Detail = true, "answers"
+	}
+	checks = append([]preflight.Check{engine}, checks...)
+	p, err := plan.ForKind(s.Config, s.RunID, cluster, checks)
+	if err != nil {
+		return err
+	}
+	s.Recorder.SetEnv(map[string]string{"kind.nodeImage": cluster.Nodes[0].Image, "kata.version": s.Config.Kata.Version, "kata.chart": s.Config.Kata.Chart})
+	if dryRun {
+		if err := p.Print(s.Out); err != nil {
+			return err
+		}
+		return ErrDryRun
+	}
+	if err := preflight.Error(checks, "Without KVM, run the same criteria against the local engine: make e2e TARGET=docker"); err != nil {
+		return err
+	}
+	return errors.New("this host passes preflight, but the kind target's cluster lifecycle (kind create, kata-deploy install, lanes as pods) is not in this build yet: run `make e2e TARGET=docker`, or `make e2e KWC_FLAGS=--kwc.dry-run` for the plan")
 }
 
 // Logf prints a timestamped progress line.

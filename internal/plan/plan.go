@@ -1,0 +1,105 @@
+// Package plan describes what a kind or cluster run would create, without creating
+// anything: the cluster config, the chart and its values, the lanes and the images.
+// It is what --kwc.dry-run prints and what a failed preflight is shown beside.
+package plan
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	"sigs.k8s.io/yaml"
+
+	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/katadeploy"
+	"kwc.dev/kwc/internal/preflight"
+)
+
+// Plan is a run's intended shape.
+type Plan struct {
+	Target      config.Target
+	ClusterName string
+	ClusterFrom string
+	Cluster     *v1alpha4.Cluster
+	Chart       string
+	Version     string
+	Values      map[string]any
+	Classes     []string
+	Lanes       []config.Lane
+	Images      []string
+	Preflight   []preflight.Check
+}
+
+// Print writes the plan for people.
+func (p Plan) Print(w io.Writer) error {
+	fmt.Fprintf(w, "kwc plan for target %s (dry run: nothing is created)\n\n", p.Target)
+	if p.Cluster != nil {
+		b, err := yaml.Marshal(p.Cluster)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "cluster %s, from kindconfigs/%s:\n%s\n", p.ClusterName, p.ClusterFrom, indent(string(b)))
+	}
+	vals, err := yaml.Marshal(p.Values)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "kata-deploy %s from %s, values:\n%s", p.Version, p.Chart, indent(string(vals)))
+	fmt.Fprintf(w, "  waits for RuntimeClasses and kubelet handlers: %s\n\n", strings.Join(p.Classes, ", "))
+	fmt.Fprintln(w, "lanes:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tROLE\tRUNTIMECLASS\tSHAPE\tISOLATION\tMEASURES\tMUST PASS")
+	for _, l := range p.Lanes {
+		role := string(l.Role)
+		if l.Control != "" {
+			role += " " + l.Control
+		}
+		rc := l.Runtime
+		if rc == "default" {
+			rc = "(none: runc)"
+		}
+		var must []string
+		for _, c := range config.Criteria4 {
+			if l.Expect[c] == config.VerdictPass {
+				must = append(must, c)
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Name, role, rc, l.Shape, l.Isolation, strings.Join(l.Criteria, ","), strings.Join(must, ","))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nimages (built here, loaded into every node):\n  %s\n", strings.Join(p.Images, "\n  "))
+	if len(p.Preflight) > 0 {
+		fmt.Fprintf(w, "\nhost preflight:\n%s", preflight.Render(p.Preflight))
+	}
+	return nil
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
+}
+
+// ForKind makes the kind target's plan from the config.
+func ForKind(cfg *config.Config, runID string, cluster *v1alpha4.Cluster, checks []preflight.Check) (Plan, error) {
+	vals, err := katadeploy.Values(cfg.Kata)
+	if err != nil {
+		return Plan{}, err
+	}
+	if cfg.KindCluster.NodeImage != "" {
+		for i := range cluster.Nodes {
+			cluster.Nodes[i].Image = cfg.KindCluster.NodeImage
+		}
+	}
+	return Plan{
+		Target: cfg.Target, ClusterName: cluster.Name, ClusterFrom: cfg.KindCluster.Config, Cluster: cluster,
+		Chart: cfg.Kata.Chart, Version: cfg.Kata.Version, Values: vals, Classes: katadeploy.RuntimeClasses(cfg.Kata),
+		Lanes: append(append([]config.Lane(nil), cfg.Lanes...), cfg.KataLanes()...),
+		Images: []string{
+			cfg.Images.Workspace + " (dockerfiles/workspace on " + cfg.Images.WorkspaceBase + ")",
+			"the fixtures' base (Go, from Debian's busybox-static), served by an in-process registry",
+			"kwc-probe (static) copied into each workspace; the node agent DaemonSet image made in Go from it",
+		},
+		Preflight: checks,
+	}, nil
+}

@@ -13,7 +13,7 @@ LDFLAGS := -X kwc.dev/kwc/e2e/framework.version=$(VERSION) -X kwc.dev/kwc/e2e/fr
 GINKGO_FLAGS := -v --tags=e2e --timeout=2h --fail-on-empty --poll-progress-after=5m --poll-progress-interval=1m \
 	--ldflags="$(LDFLAGS)" $(if $(LABELS),--label-filter='$(LABELS)')
 
-.PHONY: e2e e2e-list test unit calibrate deps engine-start engine-stop vet
+.PHONY: e2e e2e-list test unit kube-tools calibrate deps engine-start engine-stop vet
 
 ## e2e: run the conformance suite against TARGET (kind by default).
 e2e:
@@ -23,8 +23,12 @@ e2e:
 e2e-list:
 	$(GINKGO) --dry-run -v --tags=e2e $(if $(LABELS),--label-filter='$(LABELS)') ./e2e -- --kwc.target=docker $(KWC_FLAGS)
 
-## unit: unit tests and fixture validation (no engine needed).
-unit:
+## kube-tools: build kube-apiserver and etcd for the API tests (cached in .cache/bin).
+kube-tools:
+	@hack/kube-tools.sh
+
+## unit: unit tests, fixture validation and the real-API-server tests (no engine needed).
+unit: kube-tools
 	$(GO) test ./...
 
 vet:

@@ -9,6 +9,11 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"kwc.dev/kwc/internal/config"
 )
 
@@ -110,4 +115,26 @@ func Overhead(shim string) (memory, cpu string) {
 	default:
 		return "130Mi", "250m"
 	}
+}
+
+// RuntimeClassObjects are the RuntimeClasses kata-deploy creates (4.x shape: handler
+// equal to the name, the chart's overhead, scheduled onto nodes the installer
+// labelled), for clusters where kwc checks them and for API tests.
+func RuntimeClassObjects(k config.Kata) []nodev1.RuntimeClass {
+	var out []nodev1.RuntimeClass
+	for _, name := range RuntimeClasses(k) {
+		shim := strings.TrimSuffix(strings.TrimPrefix(name, "kata-"), "-debug")
+		mem, cpu := Overhead(shim)
+		sel := map[string]string{"katacontainers.io/kata-runtime": "true"}
+		if l := InstanceLabel(k.Version); l != "" {
+			sel[l] = "true"
+		}
+		out = append(out, nodev1.RuntimeClass{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "kata-deploy"}},
+			Handler:    name,
+			Overhead:   &nodev1.Overhead{PodFixed: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(mem), corev1.ResourceCPU: resource.MustParse(cpu)}},
+			Scheduling: &nodev1.Scheduling{NodeSelector: sel},
+		})
+	}
+	return out
 }

@@ -1,0 +1,9 @@
+//go:build tools
+
+// Package kube pins the control-plane binaries kwc's API tests run.
+package kube
+
+import (
+	_ "go.etcd.io/etcd/server/v3/etcdmain"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+)

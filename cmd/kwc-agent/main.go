@@ -1,0 +1,89 @@
+// kwc-agent is the node agent of the Kubernetes targets, run by a privileged DaemonSet
+// in the disposable test cluster (host PID, network and IPC, the canary directory
+// mounted from the node). "hold" plants the run's canaries on the node, writes what
+// the harness needs (the probe spec, the node's facts and the secret) to a root-only
+// file there, holds them until it is stopped, then removes every one. "show" prints
+// that file, for the harness's exec; the workspace never sees it.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"kwc.dev/kwc/internal/nodeagent"
+	"kwc.dev/kwc/internal/probespec"
+)
+
+// State is what hold writes and show prints.
+type State struct {
+	Spec      probespec.Spec    `json:"spec"`
+	Facts     map[string]string `json:"facts"`
+	Token     string            `json:"token"`
+	Inventory []string          `json:"inventory"`
+}
+
+func statePath(run string) string {
+	return filepath.Join(nodeagent.CanaryRoot, "agent-"+run+".json")
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: kwc-agent hold --run ID | show --run ID")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	run := fs.String("run", "", "the run id")
+	_ = fs.Parse(os.Args[2:])
+	if *run == "" {
+		fmt.Fprintln(os.Stderr, "kwc-agent: --run is required")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "hold":
+		if err := hold(*run); err != nil {
+			fmt.Fprintf(os.Stderr, "kwc-agent: %v\n", err)
+			os.Exit(1)
+		}
+	case "show":
+		b, err := os.ReadFile(statePath(*run))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kwc-agent: %v (is the agent for run %s holding?)\n", err, *run)
+			os.Exit(1)
+		}
+		os.Stdout.Write(b)
+	default:
+		fmt.Fprintf(os.Stderr, "kwc-agent: unknown command %q\n", os.Args[1])
+		os.Exit(2)
+	}
+}
+
+func hold(run string) error {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	p, err := nodeagent.Plant(nodeagent.Options{RunID: run, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_ = os.Remove(statePath(run))
+		if err := p.Remove(); err != nil {
+			fmt.Fprintf(os.Stderr, "kwc-agent: removing canaries: %v\n", err)
+		}
+	}()
+	b, err := json.Marshal(State{Spec: p.Spec(), Facts: p.Facts(), Token: p.Token(), Inventory: p.Inventory()})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(statePath(run), b, 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "kwc-agent: holding canaries for run %s: %v\n", run, p.Inventory())
+	<-sig
+	fmt.Fprintln(os.Stderr, "kwc-agent: stopping; removing canaries")
+	return nil
+}

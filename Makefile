@@ -27,7 +27,8 @@ e2e-list:
 kube-tools:
 	@hack/kube-tools.sh
 
-## unit: unit tests, fixture validation and the real-API-server tests (no engine needed).
+## unit: unit tests, fixture validation, the real-API-server tests, and the kind
+## failure-path test (which needs the container engine).
 unit: kube-tools
 	$(GO) test ./...
 
@@ -47,11 +48,12 @@ deps:
 
 ## test: everything that runs on one machine without KVM. Uses DOCKER_HOST when it
 ## answers; otherwise starts a private engine for the run and stops it after.
-test: deps vet unit
+test: deps vet kube-tools
 	@set -euo pipefail; \
 	if ! docker version >/dev/null 2>&1; then \
 	  eval "$$(hack/engine.sh start)"; trap 'hack/engine.sh stop' EXIT; \
 	fi; \
+	$(GO) test ./...; \
 	$(MAKE) --no-print-directory e2e TARGET=docker; \
 	$(GO) run ./cmd/kwc report --check-browser reports/latest; \
 	$(GO) run ./cmd/kwc gate --policy fixtures/policies/runc-local.yaml reports/latest; \

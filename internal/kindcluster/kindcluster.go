@@ -180,4 +180,3 @@ func (c *Cluster) NodeChecks(ctx context.Context, shmSize string) ([]preflight.C
 
 // KubeconfigPath is where a run keeps its cluster's kubeconfig.
 func KubeconfigPath(runDir string) string { return filepath.Join(runDir, "kubeconfig") }
-

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/e2e-framework/klient"
 )
 
@@ -191,6 +193,16 @@ func (cp *ControlPlane) waitReady(ctx context.Context, certDir string) error {
 // Config is a rest.Config for one of the harness's tokens.
 func (cp *ControlPlane) Config(token string) *rest.Config {
 	return &rest.Config{Host: cp.host, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: cp.ca, ServerName: "kubernetes.default.svc"}}
+}
+
+// WriteKubeconfig writes a kubeconfig for a token, for tools that take one (Helm).
+func (cp *ControlPlane) WriteKubeconfig(path, token string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["kwc"] = &clientcmdapi.Cluster{Server: cp.host, CertificateAuthorityData: cp.ca, TLSServerName: "kubernetes.default.svc"}
+	cfg.AuthInfos["kwc"] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["kwc"] = &clientcmdapi.Context{Cluster: "kwc", AuthInfo: "kwc"}
+	cfg.CurrentContext = "kwc"
+	return clientcmd.WriteToFile(*cfg, path)
 }
 
 // Client is e2e-framework's klient for a token: what kwc's Kubernetes targets use.

@@ -8,6 +8,7 @@ package apichecks
 import (
 	"context"
 	"fmt"
+	"kwc.dev/kwc/internal/verdict"
 	"strings"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -18,24 +19,15 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// Result is a check's outcome in the escape criterion's words.
-type Result string
+// Findings use the escape criterion's outcomes (reached means the path exists).
+type Finding = verdict.Finding
 
 const (
-	Reached Result = "reached"
-	Blocked Result = "blocked"
-	Error   Result = "error"
+	Reached       = verdict.Reached
+	Blocked       = verdict.Blocked
+	NotApplicable = verdict.NotApplicable
+	Error         = verdict.Error
 )
-
-// Finding is one API-level check.
-type Finding struct {
-	ID         string   `json:"id"`
-	Title      string   `json:"title"`
-	Techniques []string `json:"techniques"`
-	Result     Result   `json:"result"`
-	Reason     string   `json:"reason"`
-	Evidence   []string `json:"evidence,omitempty"`
-}
 
 // Identity is the workspace's identity: its ServiceAccount in its namespace.
 type Identity struct {

@@ -1,9 +1,7 @@
 package apichecks
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,17 +15,7 @@ import (
 // check; a misconfigured one (a token, a permissive Role) is each check's control and
 // must reach.
 func TestAPIChecksAgainstARealAPIServer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cp, err := kubeapitest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Stop()
-	admin, err := cp.Client(kubeapitest.AdminToken)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, cp, admin := kubeapitest.ForTest(t)
 	lane := config.Lane{Name: "gitlab", Role: config.RoleSubject, Runtime: "default"}
 	lane.Default()
 	setup := func(run string) kubeworkspace.Objects {

@@ -8,6 +8,7 @@ package kataconfig
 import (
 	"errors"
 	"fmt"
+	"kwc.dev/kwc/internal/verdict"
 	"slices"
 	"sort"
 	"strconv"
@@ -59,25 +60,15 @@ type Node struct {
 	Processes []string
 }
 
-// Result is a check's outcome, in the escape criterion's words.
-type Result string
+// Findings use the escape criterion's outcomes (reached means the path exists).
+type Finding = verdict.Finding
 
 const (
-	Reached       Result = "reached" // the path exists on the node
-	Blocked       Result = "blocked"
-	NotApplicable Result = "not-applicable"
-	Error         Result = "error"
+	Reached       = verdict.Reached
+	Blocked       = verdict.Blocked
+	NotApplicable = verdict.NotApplicable
+	Error         = verdict.Error
 )
-
-// Finding is one check on one node.
-type Finding struct {
-	ID         string   `json:"id"`
-	Title      string   `json:"title"`
-	Techniques []string `json:"techniques"`
-	Result     Result   `json:"result"`
-	Reason     string   `json:"reason"`
-	Evidence   []string `json:"evidence,omitempty"`
-}
 
 // DangerousAnnotations are enable_annotations entries that let a pod author reach
 // host-side programs or the guest's boot: each is a known host-escape primitive.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"kwc.dev/kwc/fixtures"
+	"kwc.dev/kwc/internal/verdict"
 )
 
 func recorded(t *testing.T, name string) Node {
@@ -73,7 +74,7 @@ func TestMisconfiguredNodeReachesEveryPath(t *testing.T) {
 
 func TestVersionOrdering(t *testing.T) {
 	adv := []Advisory{{ID: "A", Fixed: "3.31.0", Confirmed: true}}
-	for v, want := range map[string]Result{"3.30.9": Reached, "3.31.0": Blocked, "4.0.0": Blocked, "3.4.0": Reached, "v3.31.1-rc1": Blocked, "": Error, "3.31": Error} {
+	for v, want := range map[string]verdict.Result{"3.30.9": Reached, "3.31.0": Blocked, "4.0.0": Blocked, "3.4.0": Reached, "v3.31.1-rc1": Blocked, "": Error, "3.31": Error} {
 		if got := checkVersion(v, adv).Result; got != want {
 			t.Errorf("Kata %q: %s, want %s", v, got, want)
 		}

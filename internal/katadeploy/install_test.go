@@ -48,23 +48,13 @@ func TestPinnedVersionMustMatchTheChart(t *testing.T) {
 // The Helm SDK installs into a real kube-apiserver, and what it creates is what Ready
 // and the lanes expect: RuntimeClasses whose handler is their name, and the DaemonSet.
 func TestInstallIntoARealAPIServer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cp, err := kubeapitest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Stop()
+	ctx, cp, c := kubeapitest.ForTest(t)
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := cp.WriteKubeconfig(kubeconfig, kubeapitest.AdminToken); err != nil {
 		t.Fatal(err)
 	}
 	k := standIn(t)
 	if _, err := (Install{Kubeconfig: kubeconfig, Kata: k, Timeout: time.Minute}).Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c, err := cp.Client(kubeapitest.AdminToken)
-	if err != nil {
 		t.Fatal(err)
 	}
 	var rcs nodev1.RuntimeClassList

@@ -2,11 +2,9 @@ package kubeagent
 
 import (
 	"archive/tar"
-	"context"
 	"io"
 	"slices"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -64,17 +62,7 @@ func TestDaemonSetForARun(t *testing.T) {
 }
 
 func TestTheAPIServerAcceptsTheAgent(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cp, err := kubeapitest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Stop()
-	c, err := cp.Client(kubeapitest.AdminToken)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, _, c := kubeapitest.ForTest(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kwc-r1-agent"}}
 	if err := c.Resources().Create(ctx, ns); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -253,4 +254,22 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ForTest starts a control plane for one test, stops it when the test ends, and
+// returns a context bounded for the test and an admin client.
+func ForTest(t testing.TB) (context.Context, *ControlPlane, klient.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	cp, err := Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Stop)
+	admin, err := cp.Client(AdminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, cp, admin
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -19,17 +18,7 @@ import (
 // A real kube-apiserver judges every lane's objects: validation, defaulting, the
 // RuntimeClass admission that adds pod overhead, and the quota admission that counts it.
 func TestEveryLaneIsAcceptedByARealAPIServer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cp, err := kubeapitest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Stop()
-	admin, err := cp.Client(kubeapitest.AdminToken)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, _, admin := kubeapitest.ForTest(t)
 	cfg, err := config.Load("", config.Overrides{})
 	if err != nil {
 		t.Fatal(err)
@@ -62,17 +51,7 @@ func TestEveryLaneIsAcceptedByARealAPIServer(t *testing.T) {
 // because the RuntimeClass overhead counts against it. Without this, the test above
 // could pass for any quota.
 func TestAQuotaWithoutOverheadRoomIsRefused(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cp, err := kubeapitest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Stop()
-	admin, err := cp.Client(kubeapitest.AdminToken)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, _, admin := kubeapitest.ForTest(t)
 	k := config.Kata{Version: "4.1.0", Shims: []string{"qemu"}}
 	for _, rc := range katadeploy.RuntimeClassObjects(k) {
 		if err := admin.Resources().Create(ctx, &rc); err != nil {

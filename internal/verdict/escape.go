@@ -264,3 +264,14 @@ func CatalogAsNotApplicable(reason string) []ProbeVerdict {
 	}
 	return out
 }
+
+// Finding is a check that is not a probe: a configuration or API question the
+// harness asks about the node or the cluster, with the same outcomes as a probe.
+type Finding struct {
+	ID         string   `json:"id"`
+	Title      string   `json:"title"`
+	Techniques []string `json:"techniques"`
+	Result     Result   `json:"result"`
+	Reason     string   `json:"reason"`
+	Evidence   []string `json:"evidence,omitempty"`
+}

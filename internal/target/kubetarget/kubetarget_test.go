@@ -1,7 +1,6 @@
 package kubetarget
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -18,13 +17,7 @@ import (
 // target's side of the contract (runtimes, objects accepted, a stuck workspace
 // explained, cleanup); exec needs a kubelet and runs on the kind target only.
 func TestTargetAgainstARealAPIServer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cp, err := kubeapitest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Stop()
+	ctx, cp, admin := kubeapitest.ForTest(t)
 	tg, err := New(cp.Config(kubeapitest.AdminToken), Options{Name: "cluster", RunID: "kt1", Image: "127.0.0.1/kwc/workspace:dev", ImageStore: "memory", StartTimeout: 6 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +25,6 @@ func TestTargetAgainstARealAPIServer(t *testing.T) {
 	if err := tg.Preflight(ctx); err != nil {
 		t.Fatal(err)
 	}
-	admin, _ := cp.Client(kubeapitest.AdminToken)
 	for _, rc := range katadeploy.RuntimeClassObjects(config.Kata{Version: "4.1.0", Shims: []string{"clh"}}) {
 		if err := admin.Resources().Create(ctx, &rc); err != nil {
 			t.Fatal(err)

@@ -31,7 +31,8 @@ import (
 var (
 	flags framework.Flags
 	// agent holds this run's canaries on the node; agentErr says why there are none.
-	agent    *nodeagent.Planted
+	agent    nodeagent.Canaries
+	planted  *nodeagent.Planted
 	agentErr error
 	probeBin []byte
 	// nodeRef is the probe set run on the node itself: the reference that reaches all.
@@ -123,7 +124,10 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	// host's device nodes (the loop canary) as they were when it was created.
 	engineID, sockets, err := suite.Docker.EngineIdentity(ctx)
 	Expect(err).NotTo(HaveOccurred())
-	agent, agentErr = nodeagent.Plant(nodeagent.Options{RunID: suite.RunID, Sockets: sockets, EngineID: engineID, Logf: suite.Logf})
+	planted, agentErr = nodeagent.Plant(nodeagent.Options{RunID: suite.RunID, Sockets: sockets, EngineID: engineID, Logf: suite.Logf})
+	if agentErr == nil {
+		agent = planted
+	}
 	if agentErr != nil {
 		suite.Logf("escape probes will be inconclusive: %v", agentErr)
 	} else {
@@ -142,8 +146,8 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 }, NodeTimeout(cfgTimeout("build", "image")))
 
 var _ = AfterSuite(func() {
-	if agent != nil {
-		Expect(agent.Remove()).To(Succeed(), "removing the canaries from the node (kwc cleanup --run %s removes leftovers)", suite.RunID)
+	if planted != nil {
+		Expect(planted.Remove()).To(Succeed(), "removing the canaries from the node (kwc cleanup --run %s removes leftovers)", suite.RunID)
 	}
 })
 

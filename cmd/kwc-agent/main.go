@@ -16,16 +16,7 @@ import (
 	"syscall"
 
 	"kwc.dev/kwc/internal/nodeagent"
-	"kwc.dev/kwc/internal/probespec"
 )
-
-// State is what hold writes and show prints.
-type State struct {
-	Spec      probespec.Spec    `json:"spec"`
-	Facts     map[string]string `json:"facts"`
-	Token     string            `json:"token"`
-	Inventory []string          `json:"inventory"`
-}
 
 func statePath(run string) string {
 	return filepath.Join(nodeagent.CanaryRoot, "agent-"+run+".json")
@@ -75,7 +66,7 @@ func hold(run string) error {
 			fmt.Fprintf(os.Stderr, "kwc-agent: removing canaries: %v\n", err)
 		}
 	}()
-	b, err := json.Marshal(State{Spec: p.Spec(), Facts: p.Facts(), Token: p.Token(), Inventory: p.Inventory()})
+	b, err := json.Marshal(nodeagent.HeldFrom(p))
 	if err != nil {
 		return err
 	}

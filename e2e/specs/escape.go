@@ -23,7 +23,7 @@ type EscapeSpecInput struct {
 	Workspace target.Workspace
 	Tools     *Toolbox
 	// Agent is the node agent holding this run's canaries; nil when it could not run.
-	Agent      *nodeagent.Planted
+	Agent      nodeagent.Canaries
 	AgentError error
 	// NodeReference is the probe set's result on the node itself.
 	NodeReference []verdict.ProbeVerdict

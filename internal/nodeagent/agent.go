@@ -304,3 +304,35 @@ func (p *Planted) plantLoop(content string) error {
 	p.spec.LoopDevice = fmt.Sprintf("%d:%d", unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
 	return nil
 }
+
+// Canaries is a run's canaries as the harness sees them, wherever the agent runs: in
+// the harness on the docker target (*Planted), in a DaemonSet on Kubernetes (Held).
+type Canaries interface {
+	Spec() probespec.Spec
+	Token() string
+	Facts() map[string]string
+	Inventory() []string
+}
+
+// Held is what kwc-agent writes for the harness: the same as a Planted, serialized.
+type Held struct {
+	S probespec.Spec    `json:"spec"`
+	F map[string]string `json:"facts"`
+	T string            `json:"token"`
+	I []string          `json:"inventory"`
+}
+
+// HeldFrom records a Planted for the harness.
+func HeldFrom(p *Planted) Held {
+	return Held{S: p.Spec(), F: p.Facts(), T: p.Token(), I: p.Inventory()}
+}
+
+func (h Held) Spec() probespec.Spec     { return h.S }
+func (h Held) Token() string            { return h.T }
+func (h Held) Facts() map[string]string { return h.F }
+func (h Held) Inventory() []string      { return h.I }
+
+var (
+	_ Canaries = (*Planted)(nil)
+	_ Canaries = Held{}
+)

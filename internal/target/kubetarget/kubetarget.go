@@ -234,16 +234,20 @@ func (w *workspace) Exec(ctx context.Context, req target.ExecRequest) (res targe
 	return res, nil
 }
 
+func (w *workspace) executor(cmd []string, stdin bool) (remotecommand.Executor, error) {
+	return w.t.executor(w.ns, w.pod, kubeworkspace.ContainerName, cmd, stdin)
+}
+
 // executor prefers the websocket protocol and falls back to SPDY for API servers
 // that cannot upgrade, as kubectl does.
-func (w *workspace) executor(cmd []string, stdin bool) (remotecommand.Executor, error) {
-	req := w.t.cs.CoreV1().RESTClient().Post().Resource("pods").Name(w.pod).Namespace(w.ns).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{Container: kubeworkspace.ContainerName, Command: cmd, Stdin: stdin, Stdout: true, Stderr: true}, scheme.ParameterCodec)
-	ws, err := remotecommand.NewWebSocketExecutor(w.t.rest, "GET", req.URL().String())
+func (t *Target) executor(ns, pod, container string, cmd []string, stdin bool) (remotecommand.Executor, error) {
+	req := t.cs.CoreV1().RESTClient().Post().Resource("pods").Name(pod).Namespace(ns).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: container, Command: cmd, Stdin: stdin, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+	ws, err := remotecommand.NewWebSocketExecutor(t.rest, "GET", req.URL().String())
 	if err != nil {
 		return nil, err
 	}
-	spdy, err := remotecommand.NewSPDYExecutor(w.t.rest, "POST", req.URL())
+	spdy, err := remotecommand.NewSPDYExecutor(t.rest, "POST", req.URL())
 	if err != nil {
 		return nil, err
 	}
@@ -251,6 +255,23 @@ func (w *workspace) executor(cmd []string, stdin bool) (remotecommand.Executor, 
 		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 	})
 }
+
+// ExecPod runs a command in any pod's container (the node agent's) and returns its
+// standard output; a failure carries its standard error.
+func (t *Target) ExecPod(ctx context.Context, ns, pod, container string, cmd ...string) ([]byte, error) {
+	ex, err := t.executor(ns, pod, container, cmd, false)
+	if err != nil {
+		return nil, err
+	}
+	var stdout, stderr bytes.Buffer
+	if err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr}); err != nil {
+		return nil, fmt.Errorf("exec %v in %s/%s: %w: %s", cmd, ns, pod, err, stderr.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+// Client is the target's klient, for the run's own objects (the node agent).
+func (t *Target) Client() klient.Client { return t.kc }
 
 // CopyIn unpacks a tar stream in dir, as kubectl cp does (tar in the container).
 func (w *workspace) CopyIn(ctx context.Context, dir string, tarStream io.Reader) error {

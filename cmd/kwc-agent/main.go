@@ -56,7 +56,7 @@ func main() {
 func hold(run string) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	p, err := nodeagent.Plant(nodeagent.Options{RunID: run, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	p, err := nodeagent.Plant(nodeagent.Options{RunID: run, ContainerdSockets: []string{"/run/containerd/containerd.sock"}, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ package nodeagent
 
 import (
 	"bufio"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -39,6 +40,9 @@ type Options struct {
 	Sockets []string
 	// EngineID is the node engine's identity, for the runtime-socket probe.
 	EngineID string
+	// ContainerdSockets are the node's containerd sockets; the first that answers gives
+	// the containerd identity a probe must not be able to reach.
+	ContainerdSockets []string
 	// Logf prints progress; may be nil.
 	Logf func(string, ...any)
 }
@@ -122,6 +126,12 @@ func Plant(o Options) (*Planted, error) {
 	p.facts["cgroupMode"] = probe.CgroupMode()
 	if o.EngineID != "" {
 		p.facts["engineID"] = o.EngineID
+	}
+	for _, s := range o.ContainerdSockets {
+		if id, err := probe.ContainerdUUID(context.Background(), s); err == nil {
+			p.facts["containerdUUID"] = id
+			break
+		}
 	}
 	logf("node agent: planted %d canaries for run %s", len(p.undo), o.RunID)
 	return p, nil

@@ -10,11 +10,37 @@ import (
 	"slices"
 	"time"
 
+	introspection "github.com/containerd/containerd/api/services/introspection/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/emptypb"
+
 	"kwc.dev/kwc/internal/probespec"
 )
 
 // defaultSockets are where runtime sockets usually are; the spec may add more.
-var defaultSockets = []string{"/run/docker.sock", "/var/run/docker.sock", "/run/podman/podman.sock"}
+var defaultSockets = []string{"/run/docker.sock", "/var/run/docker.sock", "/run/podman/podman.sock",
+	"/run/containerd/containerd.sock", "/var/run/containerd/containerd.sock"}
+
+// ContainerdUUID asks a containerd socket who it is (introspection Server: read-only).
+func ContainerdUUID(ctx context.Context, socket string) (string, error) {
+	return containerdUUID(ctx, socket)
+}
+
+func containerdUUID(ctx context.Context, socket string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	resp, err := introspection.NewIntrospectionClient(conn).Server(ctx, &emptypb.Empty{})
+	if err != nil {
+		return "", err
+	}
+	return resp.GetUUID(), nil
+}
 
 // runtimeSocket asks each Docker-API socket it finds for the daemon's identity (GET
 // /info only; it never creates anything).
@@ -46,7 +72,13 @@ func runtimeSocket(ctx context.Context, s probespec.Spec, o *obs) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://engine/info", nil)
 		resp, err := c.Do(req)
 		if err != nil {
-			o.logf("GET /info on %s: %v", p, err)
+			// Not a Docker API socket: perhaps containerd's (a Kubernetes node's runtime).
+			if id, cerr := containerdUUID(ctx, p); cerr == nil {
+				o.logf("containerd on %s: server %s", p, id)
+				o.candidate("containerd-uuid:" + id)
+			} else {
+				o.logf("GET /info on %s: %v; containerd introspection: %v", p, err, cerr)
+			}
 			continue
 		}
 		var info struct{ ID, Name, KernelVersion, OperatingSystem string }

@@ -113,6 +113,10 @@ func JudgeProbe(o probespec.Observation, node map[string]string, sec Secret) Pro
 				v.Result, v.Reason = Reached, "a runtime socket answered with the node engine's identity"
 				return v
 			}
+			if id, ok := strings.CutPrefix(c, "containerd-uuid:"); ok && node["containerdUUID"] != "" && id == node["containerdUUID"] {
+				v.Result, v.Reason = Reached, "a containerd socket answered with the node containerd's identity"
+				return v
+			}
 		}
 		v.Result, v.Reason = Blocked, fmt.Sprintf("%d engines answered, none is the node's", len(o.Candidates))
 	default:

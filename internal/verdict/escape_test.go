@@ -193,3 +193,13 @@ func TestControlsFromKeepsReached(t *testing.T) {
 		t.Fatal("a later miss does not erase a proof")
 	}
 }
+
+func TestNodeContainerdRule(t *testing.T) {
+	n := map[string]string{"bootID": "node-boot", "containerdUUID": "node-ctd"}
+	if v := JudgeProbe(obs("P13-runtime-socket", []string{"containerd-uuid:guest-ctd"}, nil), n, sec); v.Result != Blocked {
+		t.Fatalf("a containerd inside the guest is not the node's: %+v", v)
+	}
+	if v := JudgeProbe(obs("P13-runtime-socket", []string{"containerd-uuid:node-ctd"}, nil), n, sec); v.Result != Reached {
+		t.Fatalf("the node's containerd is reached: %+v", v)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"kwc.dev/kwc/e2e/specs"
 	"kwc.dev/kwc/internal/baseimage"
 	"kwc.dev/kwc/internal/engineimage"
+	"kwc.dev/kwc/internal/kubeagent"
 	"kwc.dev/kwc/internal/localregistry"
 	"kwc.dev/kwc/internal/nodeagent"
 	"kwc.dev/kwc/internal/proberun"
@@ -49,6 +51,7 @@ func init() {
 	flag.StringVar(&flags.Target, "kwc.target", "", "where workspaces run: docker, kind or cluster (overrides the config)")
 	flag.StringVar(&flags.ReportsDir, "kwc.reports-dir", "", "where reports/<timestamp>-<id>/ goes (default: reports at the repository root)")
 	flag.BoolVar(&flags.Keep, "kwc.keep", false, "keep workspaces after the run and print how to get in")
+	flag.StringVar(&flags.Reuse, "kwc.reuse", "", "run against this kept kind cluster (from an earlier --kwc.keep run) instead of creating one")
 	flag.BoolVar(&flags.DryRun, "kwc.dry-run", false, "print the plan (cluster config, chart and values, lanes, images, preflight) and create nothing")
 }
 
@@ -120,6 +123,10 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	var probePath string
 	probeBin, probePath, err = proberun.Build(ctx, GinkgoT().TempDir())
 	Expect(err).NotTo(HaveOccurred(), "building kwc-probe")
+	if suite.Kind != nil {
+		setUpKind(ctx)
+		return
+	}
 	// Canaries go down before any workspace starts: a privileged container sees the
 	// host's device nodes (the loop canary) as they were when it was created.
 	engineID, sockets, err := suite.Docker.EngineIdentity(ctx)
@@ -143,7 +150,37 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		}
 		suite.Recorder.SetEnv(map[string]string{"node.probeReference": fmt.Sprintf("%d probes, not reached on the node: %v", len(nodeRef), missed)})
 	}
-}, NodeTimeout(cfgTimeout("build", "image")))
+}, NodeTimeout(cfgTimeout("build", "image")+cfgTimeout("kind", "setup")))
+
+// setUpKind puts the run's images into the kind nodes, installs Kata and starts the
+// node agent, whose canaries the escape specs judge against.
+func setUpKind(ctx context.Context) {
+	cfg := suite.Config
+	cli := suite.Docker.Client()
+	err := suite.Kind.LoadArchive(cfg.Images.Workspace, func() (io.ReadCloser, error) {
+		return cli.ImageSave(ctx, []string{cfg.Images.Workspace})
+	})
+	Expect(err).NotTo(HaveOccurred(), "loading the workspace image into the kind nodes")
+	done := suite.Phase("kind: kata-deploy install and readiness")
+	err = suite.Kind.InstallKata(ctx, cfg.Interval("kind", "kata-ready"))
+	done()
+	if err != nil {
+		suite.Recorder.SetRunError(err.Error())
+	}
+	Expect(err).NotTo(HaveOccurred(), "installing Kata")
+	agentBin, _, err := proberun.BuildCommand(ctx, GinkgoT().TempDir(), "kwc-agent")
+	Expect(err).NotTo(HaveOccurred(), "building kwc-agent")
+	img, err := kubeagent.Image(agentBin)
+	Expect(err).NotTo(HaveOccurred())
+	ref := "127.0.0.1/kwc/node-agent:" + suite.RunID
+	Expect(suite.Kind.Cluster.LoadImage(img, ref)).To(Succeed(), "loading the node agent image")
+	agent, agentErr = suite.Kind.StartAgent(ctx, ref)
+	if agentErr != nil {
+		suite.Logf("escape probes will be inconclusive: %v", agentErr)
+		return
+	}
+	suite.Recorder.SetEnv(map[string]string{"canaries": strings.Join(agent.Inventory(), "; "), "node.bootID": agent.Facts()["bootID"], "node.kernel": agent.Facts()["kernel"]})
+}
 
 var _ = AfterSuite(func() {
 	if planted != nil {
@@ -155,6 +192,7 @@ var _ = ReportAfterSuite("kwc conformance report", func(r Report) {
 	if !r.SuiteSucceeded && len(r.SpecialSuiteFailureReasons) > 0 {
 		suite.Recorder.SetRunError(r.SpecialSuiteFailureReasons[0])
 	}
+	suite.Failed = !r.SuiteSucceeded
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := suite.Finish(ctx)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/kindrun"
 	"kwc.dev/kwc/internal/localregistry"
 	"kwc.dev/kwc/internal/plan"
 	"kwc.dev/kwc/internal/preflight"
@@ -32,6 +33,8 @@ type Flags struct {
 	ReportsDir string
 	Keep       bool
 	DryRun     bool
+	// Reuse runs against a kept kind cluster instead of creating one.
+	Reuse string
 }
 
 // ErrDryRun ends Setup after the plan is printed: nothing was created.
@@ -47,8 +50,14 @@ type Suite struct {
 	Lanes    []config.Lane
 	Registry *localregistry.Registry
 	Recorder *report.Recorder
-	Out      io.Writer // progress lines
-	start    time.Time
+	// Kind is the kind environment on the kind target.
+	Kind *kindrun.Env
+	// Failed is set before Finish when any spec failed: kind's logs are kept then.
+	Failed bool
+	Out    io.Writer // progress lines
+	start  time.Time
+	run    report.Run
+	flags  Flags
 }
 
 // NewRunID returns a short random run id.
@@ -62,7 +71,7 @@ func NewRunID() string {
 // The returned suite always has a Recorder and Dir, so even a failed setup leaves a
 // report.
 func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
-	s := &Suite{RunID: NewRunID(), Out: out, start: time.Now()}
+	s := &Suite{RunID: NewRunID(), Out: out, start: time.Now(), flags: f}
 	cfg, err := config.Load(f.Config, config.Overrides{Target: f.Target, ReportsDir: f.ReportsDir, Keep: f.Keep})
 	reportsDir := f.ReportsDir
 	if reportsDir == "" {
@@ -79,6 +88,7 @@ func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
 	if cfg != nil {
 		run.Target = string(cfg.Target)
 	}
+	s.run = run
 	s.Recorder = report.NewRecorder(run, nil)
 	if err != nil {
 		return s, err
@@ -155,7 +165,27 @@ func (s *Suite) setupKind(ctx context.Context, dryRun bool) error {
 	if err := preflight.Error(checks, "Without KVM, run the same criteria against the local engine: make e2e TARGET=docker"); err != nil {
 		return err
 	}
-	return errors.New("this host passes preflight, but the kind target's cluster lifecycle (kind create, kata-deploy install, lanes as pods) is not in this build yet: run `make e2e TARGET=docker`, or `make e2e KWC_FLAGS=--kwc.dry-run` for the plan")
+	// kind's node provider is the local engine; it also builds the run's images.
+	dt, err := dockertarget.New(s.RunID, s.Config.Images.Workspace)
+	if err != nil {
+		return err
+	}
+	s.Docker = dt
+	upStart := time.Now()
+	env, err := kindrun.Up(ctx, kindrun.Options{Config: s.Config, RunID: s.RunID, Dir: s.Dir, Reuse: s.flags.Reuse, Logf: s.Logf})
+	s.Kind = env
+	if err != nil {
+		return err
+	}
+	s.Target = env.Target
+	lanes := append(append([]config.Lane(nil), s.Config.Lanes...), s.Config.KataLanes()...)
+	sort.SliceStable(lanes, func(i, j int) bool { return lanes[i].Role == config.RoleControl && lanes[j].Role != config.RoleControl })
+	s.Lanes = lanes
+	s.Recorder = report.NewRecorder(s.run, lanes)
+	s.Recorder.AddPhase("kind: cluster and node checks", upStart, time.Now())
+	s.Recorder.SetEnv(map[string]string{"kind.cluster": env.Cluster.Name, "kind.nodeImage": cluster.Nodes[0].Image, "kata.version": s.Config.Kata.Version, "kata.chart": s.Config.Kata.Chart})
+	s.Recorder.SetEnv(s.Target.Describe(ctx))
+	return nil
 }
 
 // Logf prints a timestamped progress line.
@@ -203,6 +233,11 @@ func (s *Suite) Finish(ctx context.Context) (report.Conformance, error) {
 	if s.Target != nil && (s.Config == nil || !s.Config.Keep) {
 		if err := s.Target.Cleanup(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("cleanup: %w", err))
+		}
+	}
+	if s.Kind != nil {
+		if err := s.Kind.Down(ctx, s.Failed || c.Run.Error != "", s.Config.Keep); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {

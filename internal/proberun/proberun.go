@@ -21,16 +21,21 @@ import (
 
 // Build compiles cmd/kwc-probe statically into dir and returns the binary's bytes.
 func Build(ctx context.Context, dir string) ([]byte, string, error) {
+	return BuildCommand(ctx, dir, "kwc-probe")
+}
+
+// BuildCommand compiles cmd/<name> statically (CGO_ENABLED=0) into dir.
+func BuildCommand(ctx context.Context, dir, name string) ([]byte, string, error) {
 	root, err := moduleRoot(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	out := filepath.Join(dir, "kwc-probe")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/kwc-probe")
+	out := filepath.Join(dir, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/"+name)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return nil, "", fmt.Errorf("building kwc-probe: %v\n%s", err, b)
+		return nil, "", fmt.Errorf("building %s: %v\n%s", name, err, b)
 	}
 	b, err := os.ReadFile(out)
 	return b, out, err

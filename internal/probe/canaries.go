@@ -117,25 +117,22 @@ func ptraceEnviron(_ context.Context, s probespec.Spec, o *obs) {
 
 func procRootFile(_ context.Context, s probespec.Spec, o *obs) {
 	for _, pid := range markerPIDs(s.Marker, o) {
-		p := fmt.Sprintf("/proc/%d/root%s", pid, s.CanaryPath)
-		c, err := readSmall(p, 512)
-		if err != nil {
-			o.logf("read %s: %v", p, err)
-			continue
-		}
-		o.logf("read %s", p)
-		o.candidate(c)
+		readCandidate(o, fmt.Sprintf("/proc/%d/root%s", pid, s.CanaryPath))
 	}
 }
 
 func shmFile(_ context.Context, s probespec.Spec, o *obs) {
-	p := "/dev/shm/" + s.ShmName
-	c, err := readSmall(p, 512)
+	readCandidate(o, "/dev/shm/"+s.ShmName)
+}
+
+// readCandidate reads a file where a canary might be and keeps what it holds.
+func readCandidate(o *obs, path string) {
+	c, err := readSmall(path, 512)
 	if err != nil {
-		o.logf("read %s: %v", p, err)
+		o.logf("read %s: %v", path, err)
 		return
 	}
-	o.logf("read %s", p)
+	o.logf("read %s", path)
 	o.candidate(c)
 }
 

@@ -151,7 +151,7 @@ func (s *Suite) setupKind(ctx context.Context, dryRun bool) error {
 		engine.OK, engine.Detail = true, "answers"
 	}
 	checks = append([]preflight.Check{engine}, checks...)
-	p, err := plan.ForKind(s.Config, s.RunID, cluster, checks)
+	p, err := plan.ForKind(s.Config, cluster, checks)
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func indent(s string) string {
 }
 
 // ForKind makes the kind target's plan from the config.
-func ForKind(cfg *config.Config, runID string, cluster *v1alpha4.Cluster, checks []preflight.Check) (Plan, error) {
+func ForKind(cfg *config.Config, cluster *v1alpha4.Cluster, checks []preflight.Check) (Plan, error) {
 	vals, err := katadeploy.Values(cfg.Kata)
 	if err != nil {
 		return Plan{}, err

@@ -19,7 +19,7 @@ func TestKindPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ForKind(cfg, "abc123", cluster, []preflight.Check{{Name: "/dev/kvm usable", Detail: "missing"}})
+	p, err := ForKind(cfg, cluster, []preflight.Check{{Name: "/dev/kvm usable", Detail: "missing"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kwc.dev/kwc/internal/logtail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,7 +62,7 @@ func Check(ctx context.Context, page string, c report.Conformance, screenshot st
 	dump.Stderr = &stderr
 	dom, err := dump.Output()
 	if err != nil {
-		return fmt.Errorf("chromium --dump-dom %s: %v\n%s", abs, err, tail(stderr.String()))
+		return fmt.Errorf("chromium --dump-dom %s: %v\n%s", abs, err, logtail.Last(stderr.String(), 8))
 	}
 	if err := checkDOM(dom, c); err != nil {
 		return err
@@ -73,7 +74,7 @@ func Check(ctx context.Context, page string, c report.Conformance, screenshot st
 		shotAbs, _ := filepath.Abs(screenshot)
 		shot := exec.CommandContext(ctx, bin, append(flags(profile), "--screenshot="+shotAbs, "--window-size=1400,1000", "--hide-scrollbars", "file://"+abs)...)
 		if out, err := shot.CombinedOutput(); err != nil {
-			return fmt.Errorf("chromium --screenshot: %v\n%s", err, tail(string(out)))
+			return fmt.Errorf("chromium --screenshot: %v\n%s", err, logtail.Last(string(out), 8))
 		}
 		st, err := os.Stat(shotAbs)
 		if err != nil || st.Size() < 10_000 {
@@ -162,12 +163,4 @@ func textOf(n *html.Node) string {
 	}
 	f(n)
 	return b.String()
-}
-
-func tail(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > 8 {
-		lines = lines[len(lines)-8:]
-	}
-	return strings.Join(lines, "\n")
 }

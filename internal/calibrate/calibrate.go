@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"kwc.dev/kwc/internal/logtail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,7 +127,7 @@ func Run(ctx context.Context, o Options) (Calibration, error) {
 		c := Context{Name: "vm", Kind: "vm"}
 		res, console, err := bootVM(ctx, o, bin, spec, scratch)
 		if err != nil {
-			c.Error = err.Error() + "\nconsole tail:\n" + tail(console, 15)
+			c.Error = err.Error() + "\nconsole tail:\n" + logtail.Last(console, 15)
 		} else {
 			judge(&c, res)
 		}
@@ -299,14 +300,6 @@ func Write(dir string, cal Calibration) (string, error) {
 	}
 	p := filepath.Join(dir, "calibration.json")
 	return p, os.WriteFile(p, append(b, '\n'), 0o644)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func firstLine(s string) string {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"kwc.dev/kwc/internal/logtail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,7 +93,7 @@ func mmdebstrap(ctx context.Context, b DebianBase, out string, logf Logf) error 
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Run(); err != nil {
 		_ = os.Remove(out + ".partial")
-		return fmt.Errorf("mmdebstrap %s failed: %w\n%s\n  fix: check that apt can reach a Debian mirror (apt-get update), or set images.debianMirror", strings.Join(args, " "), err, lastLines(log.String(), 15))
+		return fmt.Errorf("mmdebstrap %s failed: %w\n%s\n  fix: check that apt can reach a Debian mirror (apt-get update), or set images.debianMirror", strings.Join(args, " "), err, logtail.Indent(logtail.Last(log.String(), 15), "    "))
 	}
 	logf("Debian base made in %s", time.Since(start).Round(time.Second))
 	return os.Rename(out+".partial", out)
@@ -137,7 +138,7 @@ func BuildImage(ctx context.Context, cli *client.Client, b Build, logf Logf) (st
 		_ = os.WriteFile(b.LogPath, log.Bytes(), 0o644)
 	}
 	if berr != nil {
-		return "", fmt.Errorf("building %s failed: %w\n%s\n  full log: %s", b.Ref, berr, lastLines(log.String(), 15), b.LogPath)
+		return "", fmt.Errorf("building %s failed: %w\n%s\n  full log: %s", b.Ref, berr, logtail.Indent(logtail.Last(log.String(), 15), "    "), b.LogPath)
 	}
 	_, id, err := Exists(ctx, cli, b.Ref)
 	if err != nil {
@@ -186,12 +187,4 @@ func tarFS(fsys fs.FS) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "    " + strings.Join(lines, "\n    ")
 }

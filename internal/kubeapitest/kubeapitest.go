@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"kwc.dev/kwc/internal/logtail"
 	"net"
 	"net/http"
 	"os"
@@ -152,7 +153,7 @@ func Start(ctx context.Context) (*ControlPlane, error) {
 	if err := cp.waitReady(ctx, certDir); err != nil {
 		tail, _ := os.ReadFile(cp.logPath)
 		cp.Stop()
-		return nil, fmt.Errorf("%w\ncontrol-plane log tail:\n%s", err, lastLines(string(tail), 20))
+		return nil, fmt.Errorf("%w\ncontrol-plane log tail:\n%s", err, logtail.Last(string(tail), 20))
 	}
 	return cp, nil
 }
@@ -246,14 +247,6 @@ func writeKey(path string) (string, error) {
 	}
 	b := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
 	return path, os.WriteFile(path, b, 0o600)
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // ForTest starts a control plane for one test, stops it when the test ends, and

@@ -6,6 +6,7 @@ package plan
 import (
 	"fmt"
 	"io"
+	"kwc.dev/kwc/internal/logtail"
 	"strings"
 	"text/tabwriter"
 
@@ -77,7 +78,7 @@ func (p Plan) Print(w io.Writer) error {
 }
 
 func indent(s string) string {
-	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
+	return logtail.Indent(strings.TrimRight(s, "\n"), "  ") + "\n"
 }
 
 // ForKind makes the kind target's plan from the config.

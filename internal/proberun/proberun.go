@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"kwc.dev/kwc/internal/logtail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,7 +94,7 @@ func Run(ctx context.Context, ws target.Workspace, spec probespec.Spec, timeout 
 		}
 		fmt.Fprintf(&evidence, "$ %s: exit %d in %.1fs\n", strings.Join(cmd, " "), r.ExitCode, r.Duration.Seconds())
 		if !r.OK() {
-			evidence.WriteString(lastLines(r.Stderr, 5))
+			evidence.WriteString(indentedTail(r.Stderr, 5))
 			continue
 		}
 		res, err := Decode([]byte(r.Stdout))
@@ -124,7 +125,7 @@ func Nested(ctx context.Context, ws target.Workspace, spec probespec.Spec, image
 		}
 		fmt.Fprintf(&ev, "$ %s: exit %d in %.1fs\n", strings.Join(cmd, " "), r.ExitCode, r.Duration.Seconds())
 		if !r.OK() {
-			ev.WriteString(lastLines(r.Stderr, 3))
+			ev.WriteString(indentedTail(r.Stderr, 3))
 			continue
 		}
 		res, err := Decode([]byte(r.Stdout))
@@ -165,13 +166,10 @@ func Decode(b []byte) (probespec.Result, error) {
 	return res, nil
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+// indentedTail is the end of a command's output as evidence lines.
+func indentedTail(s string, n int) string {
+	if last := logtail.Last(s, n); last != "" {
+		return logtail.Indent(last, "  ") + "\n"
 	}
-	if len(lines) == 1 && lines[0] == "" {
-		return ""
-	}
-	return "  " + strings.Join(lines, "\n  ") + "\n"
+	return ""
 }

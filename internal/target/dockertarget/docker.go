@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"kwc.dev/kwc/internal/logtail"
 	"net/url"
 	"os"
 	"sort"
@@ -365,13 +366,8 @@ func (w *workspace) Stop(ctx context.Context) error {
 }
 
 func tailNote(logs string) string {
-	logs = strings.TrimSpace(logs)
-	if logs == "" {
-		return ""
+	if last := logtail.Last(logs, 10); last != "" {
+		return "\n  workspace log tail:\n" + logtail.Indent(last, "    ")
 	}
-	lines := strings.Split(logs, "\n")
-	if len(lines) > 10 {
-		lines = lines[len(lines)-10:]
-	}
-	return "\n  workspace log tail:\n    " + strings.Join(lines, "\n    ")
+	return ""
 }

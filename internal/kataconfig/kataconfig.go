@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"kwc.dev/kwc/internal/verdict"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -280,7 +281,7 @@ func checkAnnotations(files []kataFile, err error) Finding {
 	}
 	var bad []string
 	for _, kf := range files {
-		for _, name := range sortedKeys(kf.hypervisors) {
+		for _, name := range slices.Sorted(maps.Keys(kf.hypervisors)) {
 			enabled := strings_(kf.hypervisors[name]["enable_annotations"])
 			f.Evidence = append(f.Evidence, fmt.Sprintf("%s [hypervisor.%s] enable_annotations = %q", kf.path, name, enabled))
 			for _, a := range enabled {
@@ -317,7 +318,7 @@ func checkVirtiofsd(files []kataFile, err error, procs []string) Finding {
 	}
 	var bad []string
 	for _, kf := range files {
-		for _, name := range sortedKeys(kf.hypervisors) {
+		for _, name := range slices.Sorted(maps.Keys(kf.hypervisors)) {
 			args := strings.Join(strings_(kf.hypervisors[name]["virtio_fs_extra_args"]), " ")
 			if hits := unsandboxed(args); len(hits) > 0 {
 				bad = append(bad, fmt.Sprintf("%s [hypervisor.%s] virtio_fs_extra_args has %s", kf.path, name, strings.Join(hits, ", ")))
@@ -353,7 +354,7 @@ func checkDebugConsole(files []kataFile, err error) Finding {
 		if on, _ := kf.agent["debug_console_enabled"].(bool); on {
 			bad = append(bad, kf.path+": [agent.kata] debug_console_enabled = true")
 		}
-		for _, name := range sortedKeys(kf.hypervisors) {
+		for _, name := range slices.Sorted(maps.Keys(kf.hypervisors)) {
 			if kp, _ := kf.hypervisors[name]["kernel_params"].(string); strings.Contains(kp, "debug_console") {
 				bad = append(bad, fmt.Sprintf("%s [hypervisor.%s] kernel_params = %q", kf.path, name, kp))
 			}
@@ -365,15 +366,6 @@ func checkDebugConsole(files []kataFile, err error) Finding {
 	}
 	f.Result, f.Reason = Blocked, "debug console disabled in every configuration"
 	return f
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func dedupe(s []string) []string {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -263,7 +264,7 @@ func cell(l *Lane, name string) string {
 	s := string(cr.Verdict)
 	if len(cr.Tools) > 0 {
 		var parts []string
-		for _, t := range sortedKeys(cr.Tools) {
+		for _, t := range slices.Sorted(maps.Keys(cr.Tools)) {
 			parts = append(parts, t+":"+short(cr.Tools[t]))
 		}
 		s += " (" + strings.Join(parts, " ") + ")"
@@ -284,15 +285,6 @@ func short(v config.Verdict) string {
 		return "skip"
 	}
 	return "??"
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func oneLine(s string, max int) string {

@@ -3,6 +3,8 @@ package report
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -82,7 +84,7 @@ func mdCell(l *Lane, name string) string {
 	s := mdIcon[cr.Verdict] + " " + string(cr.Verdict)
 	if len(cr.Tools) > 0 {
 		var parts []string
-		for _, t := range sortedKeys(cr.Tools) {
+		for _, t := range slices.Sorted(maps.Keys(cr.Tools)) {
 			parts = append(parts, t+" "+mdIcon[cr.Tools[t]])
 		}
 		s += "<br>" + strings.Join(parts, " ")

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"kwc.dev/kwc/internal/kataversion"
 	"path"
 	"regexp"
 	"slices"
@@ -191,7 +192,7 @@ func (k Kata) validate() error {
 	var errs []error
 	if !kataVersion.MatchString(k.Version) {
 		errs = append(errs, fmt.Errorf("version %q: pin an exact release such as 4.1.0", k.Version))
-	} else if v := strings.Split(k.Version, "."); atoi(v[0]) < 3 || atoi(v[0]) == 3 && atoi(v[1]) < 31 {
+	} else if kataversion.MustParse(k.Version).Less(kataversion.MustParse("3.31.0")) {
 		errs = append(errs, fmt.Errorf("version %s: use 3.31.0 or later; earlier releases have known host-escape advisories (GHSA-rr59-xxvx-96qr, GHSA-2gv2-cffp-j227)", k.Version))
 	}
 	if !strings.HasPrefix(k.Chart, "oci://") && !strings.HasPrefix(k.Chart, "/") {
@@ -214,14 +215,6 @@ func (k Kata) validate() error {
 		errs = append(errs, fmt.Errorf("imageStore %q: memory or disk", k.ImageStore))
 	}
 	return errors.Join(errs...)
-}
-
-func atoi(s string) int {
-	n := 0
-	for _, r := range s {
-		n = n*10 + int(r-'0')
-	}
-	return n
 }
 
 // KataLanes are the lanes the Kata shims add on the kind and cluster targets: each

@@ -8,11 +8,11 @@ package kataconfig
 import (
 	"errors"
 	"fmt"
+	"kwc.dev/kwc/internal/kataversion"
 	"kwc.dev/kwc/internal/verdict"
 	"maps"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -42,7 +42,7 @@ func DecodeAdvisories(b []byte) ([]Advisory, error) {
 			return nil, fmt.Errorf("advisory %q: a confirmed advisory needs id and fixed", a.ID)
 		}
 		if a.Fixed != "" {
-			if _, err := parseVersion(a.Fixed); err != nil {
+			if _, err := kataversion.Parse(a.Fixed); err != nil {
 				return nil, fmt.Errorf("advisory %s: %w", a.ID, err)
 			}
 		}
@@ -98,42 +98,13 @@ func Check(n Node, advisories []Advisory) []Finding {
 	}
 }
 
-// version is major.minor.patch.
-type version [3]int
-
-func parseVersion(s string) (version, error) {
-	var v version
-	parts := strings.SplitN(strings.TrimPrefix(strings.TrimSpace(s), "v"), ".", 3)
-	if len(parts) != 3 {
-		return v, fmt.Errorf("version %q is not major.minor.patch", s)
-	}
-	for i, p := range parts {
-		p, _, _ = strings.Cut(p, "-")
-		n, err := strconv.Atoi(p)
-		if err != nil {
-			return v, fmt.Errorf("version %q: %w", s, err)
-		}
-		v[i] = n
-	}
-	return v, nil
-}
-
-func (v version) less(o version) bool {
-	for i := range v {
-		if v[i] != o[i] {
-			return v[i] < o[i]
-		}
-	}
-	return false
-}
-
 func checkVersion(installed string, advisories []Advisory) Finding {
 	f := Finding{ID: "K01-kata-advisories", Title: "the installed Kata is not older than any advisory's fix"}
 	if installed == "" {
 		f.Result, f.Reason = Error, "no Kata version recorded on the node"
 		return f
 	}
-	have, err := parseVersion(installed)
+	have, err := kataversion.Parse(installed)
 	if err != nil {
 		f.Result, f.Reason = Error, err.Error()
 		return f
@@ -145,8 +116,8 @@ func checkVersion(installed string, advisories []Advisory) Finding {
 			f.Evidence = append(f.Evidence, fmt.Sprintf("%s: unconfirmed (%s), reported only", a.ID, a.Summary))
 			continue
 		}
-		fixed, _ := parseVersion(a.Fixed)
-		if have.less(fixed) {
+		fixed, _ := kataversion.Parse(a.Fixed)
+		if have.Less(fixed) {
 			open = append(open, fmt.Sprintf("%s (fixed in %s)", a.ID, a.Fixed))
 			f.Evidence = append(f.Evidence, fmt.Sprintf("%s: Kata %s < %s: %s", a.ID, installed, a.Fixed, a.Summary))
 		} else {

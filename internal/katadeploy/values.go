@@ -6,6 +6,7 @@ package katadeploy
 
 import (
 	"fmt"
+	"kwc.dev/kwc/internal/kataversion"
 	"strconv"
 	"strings"
 
@@ -19,45 +20,20 @@ import (
 
 // structuredSince is the first chart release with structured shim values (shims.<n>);
 // earlier charts take a flat env block.
-var structuredSince = [3]int{3, 23, 0}
-
-func parse(v string) ([3]int, error) {
-	var out [3]int
-	parts := strings.Split(v, ".")
-	if len(parts) != 3 {
-		return out, fmt.Errorf("kata version %q is not major.minor.patch", v)
-	}
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil {
-			return out, fmt.Errorf("kata version %q: %w", v, err)
-		}
-		out[i] = n
-	}
-	return out, nil
-}
-
-func atLeast(v, min [3]int) bool {
-	for i := range v {
-		if v[i] != min[i] {
-			return v[i] > min[i]
-		}
-	}
-	return true
-}
+var structuredSince = kataversion.MustParse("3.23.0")
 
 // Values are the chart values kwc installs with: only the configured shims, each a
 // RuntimeClass with its overhead, no snapshotter set-up (nydus installs a host systemd
 // unit that nothing here uses), debug classes only on request.
 func Values(k config.Kata) (map[string]any, error) {
-	v, err := parse(k.Version)
+	v, err := kataversion.Parse(k.Version)
 	if err != nil {
 		return nil, err
 	}
 	if len(k.Shims) == 0 {
 		return nil, fmt.Errorf("no shims to install")
 	}
-	if !atLeast(v, structuredSince) {
+	if !v.AtLeast(structuredSince) {
 		return map[string]any{
 			"k8sDistribution": "k8s",
 			"env": map[string]any{
@@ -99,8 +75,8 @@ func RuntimeClasses(k config.Kata) []string {
 // InstanceLabel is the per-instance node label kata-deploy 4.1 adds besides
 // katacontainers.io/kata-runtime=true; earlier releases have none.
 func InstanceLabel(version string) string {
-	v, err := parse(version)
-	if err == nil && atLeast(v, [3]int{4, 1, 0}) {
+	v, err := kataversion.Parse(version)
+	if err == nil && v.AtLeast(kataversion.MustParse("4.1.0")) {
 		return "kata-deploy.katacontainers.io/default"
 	}
 	return ""

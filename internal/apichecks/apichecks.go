@@ -19,16 +19,6 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// Findings use the escape criterion's outcomes (reached means the path exists).
-type Finding = verdict.Finding
-
-const (
-	Reached       = verdict.Reached
-	Blocked       = verdict.Blocked
-	NotApplicable = verdict.NotApplicable
-	Error         = verdict.Error
-)
-
 // Identity is the workspace's identity: its ServiceAccount in its namespace.
 type Identity struct {
 	Namespace, ServiceAccount string
@@ -68,20 +58,20 @@ var dangerous = []access{
 
 // Run asks every question. admin must be allowed to create SubjectAccessReviews and
 // to impersonate the workspace identity (the harness's own credentials).
-func Run(ctx context.Context, admin *rest.Config, id Identity, pod *corev1.Pod) []Finding {
+func Run(ctx context.Context, admin *rest.Config, id Identity, pod *corev1.Pod) []verdict.Finding {
 	cs, err := kubernetes.NewForConfig(admin)
 	if err != nil {
-		return []Finding{{ID: "A00-api", Result: Error, Reason: err.Error()}}
+		return []verdict.Finding{{ID: "A00-api", Result: verdict.Error, Reason: err.Error()}}
 	}
-	return []Finding{
+	return []verdict.Finding{
 		token(pod),
 		rbac(ctx, cs, id),
 		badPods(ctx, admin, id),
 	}
 }
 
-func token(pod *corev1.Pod) Finding {
-	f := Finding{ID: "A01-no-service-account-token", Title: "no service-account token is mounted into the workspace", Techniques: []string{"T24", "P13"}}
+func token(pod *corev1.Pod) verdict.Finding {
+	f := verdict.Finding{ID: "A01-no-service-account-token", Title: "no service-account token is mounted into the workspace", Techniques: []string{"T24", "P13"}}
 	auto := pod.Spec.AutomountServiceAccountToken
 	var projected []string
 	for _, v := range pod.Spec.Volumes {
@@ -95,17 +85,17 @@ func token(pod *corev1.Pod) Finding {
 	}
 	switch {
 	case len(projected) > 0:
-		f.Result, f.Reason = Reached, "a projected service-account token volume: "+strings.Join(projected, ", ")
+		f.Result, f.Reason = verdict.Reached, "a projected service-account token volume: "+strings.Join(projected, ", ")
 	case auto == nil || *auto:
-		f.Result, f.Reason = Reached, "automountServiceAccountToken is not false: the workspace gets the namespace identity's token"
+		f.Result, f.Reason = verdict.Reached, "automountServiceAccountToken is not false: the workspace gets the namespace identity's token"
 	default:
-		f.Result, f.Reason = Blocked, "automountServiceAccountToken: false and no projected token"
+		f.Result, f.Reason = verdict.Blocked, "automountServiceAccountToken: false and no projected token"
 	}
 	return f
 }
 
-func rbac(ctx context.Context, cs kubernetes.Interface, id Identity) Finding {
-	f := Finding{ID: "A02-rbac", Title: "the workspace identity cannot create workloads, exec, reach nodes/proxy, read secrets or escalate", Techniques: []string{"T25", "T26", "P13"}}
+func rbac(ctx context.Context, cs kubernetes.Interface, id Identity) verdict.Finding {
+	f := verdict.Finding{ID: "A02-rbac", Title: "the workspace identity cannot create workloads, exec, reach nodes/proxy, read secrets or escalate", Techniques: []string{"T25", "T26", "P13"}}
 	var allowed []string
 	for _, a := range dangerous {
 		ns := id.Namespace
@@ -125,7 +115,7 @@ func rbac(ctx context.Context, cs kubernetes.Interface, id Identity) Finding {
 			what += "/" + a.sub
 		}
 		if err != nil {
-			f.Result, f.Reason = Error, "SubjectAccessReview "+what+": "+err.Error()
+			f.Result, f.Reason = verdict.Error, "SubjectAccessReview "+what+": "+err.Error()
 			return f
 		}
 		f.Evidence = append(f.Evidence, fmt.Sprintf("%s: allowed=%v %s", what, got.Status.Allowed, got.Status.Reason))
@@ -134,10 +124,10 @@ func rbac(ctx context.Context, cs kubernetes.Interface, id Identity) Finding {
 		}
 	}
 	if len(allowed) > 0 {
-		f.Result, f.Reason = Reached, id.user()+" may "+strings.Join(allowed, ", ")
+		f.Result, f.Reason = verdict.Reached, id.user()+" may "+strings.Join(allowed, ", ")
 		return f
 	}
-	f.Result, f.Reason = Blocked, fmt.Sprintf("%d questions, none allowed for %s", len(dangerous), id.user())
+	f.Result, f.Reason = verdict.Blocked, fmt.Sprintf("%d questions, none allowed for %s", len(dangerous), id.user())
 	return f
 }
 
@@ -172,13 +162,13 @@ func BadPods(id Identity) map[string]*corev1.Pod {
 	}
 }
 
-func badPods(ctx context.Context, admin *rest.Config, id Identity) Finding {
-	f := Finding{ID: "A03-bad-pods-refused", Title: "a privileged, hostPath, hostPID or Kata-annotated pod is refused for the workspace identity", Techniques: []string{"T25", "T35", "T37", "P13"}}
+func badPods(ctx context.Context, admin *rest.Config, id Identity) verdict.Finding {
+	f := verdict.Finding{ID: "A03-bad-pods-refused", Title: "a privileged, hostPath, hostPID or Kata-annotated pod is refused for the workspace identity", Techniques: []string{"T25", "T35", "T37", "P13"}}
 	as := rest.CopyConfig(admin)
 	as.Impersonate = rest.ImpersonationConfig{UserName: id.user(), Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + id.Namespace, "system:authenticated"}}
 	cs, err := kubernetes.NewForConfig(as)
 	if err != nil {
-		f.Result, f.Reason = Error, err.Error()
+		f.Result, f.Reason = verdict.Error, err.Error()
 		return f
 	}
 	var accepted []string
@@ -192,15 +182,15 @@ func badPods(ctx context.Context, admin *rest.Config, id Identity) Finding {
 		case apierrors.IsForbidden(err) || apierrors.IsInvalid(err):
 			f.Evidence = append(f.Evidence, name+": refused: "+firstLine(err.Error()))
 		default:
-			f.Result, f.Reason = Error, name+": "+err.Error()
+			f.Result, f.Reason = verdict.Error, name+": "+err.Error()
 			return f
 		}
 	}
 	if len(accepted) > 0 {
-		f.Result, f.Reason = Reached, "the API server would create "+strings.Join(accepted, ", ")+" pods for "+id.user()
+		f.Result, f.Reason = verdict.Reached, "the API server would create "+strings.Join(accepted, ", ")+" pods for "+id.user()
 		return f
 	}
-	f.Result, f.Reason = Blocked, "every bad pod is refused for "+id.user()
+	f.Result, f.Reason = verdict.Blocked, "every bad pod is refused for "+id.user()
 	return f
 }
 

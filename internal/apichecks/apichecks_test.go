@@ -1,6 +1,7 @@
 package apichecks
 
 import (
+	"kwc.dev/kwc/internal/verdict"
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -35,7 +36,7 @@ func TestAPIChecksAgainstARealAPIServer(t *testing.T) {
 	safe := setup("safe")
 	id := Identity{Namespace: safe.Namespace.Name, ServiceAccount: kubeworkspace.ServiceAccount}
 	for _, f := range Run(ctx, cp.Config(kubeapitest.AdminToken), id, safe.Pod) {
-		if f.Result != Blocked {
+		if f.Result != verdict.Blocked {
 			t.Errorf("GitLab-shaped %s: %s (%s)", f.ID, f.Result, f.Reason)
 		}
 	}
@@ -56,7 +57,7 @@ func TestAPIChecksAgainstARealAPIServer(t *testing.T) {
 	leaky.Pod.Spec.AutomountServiceAccountToken = &yes
 	lid := Identity{Namespace: leaky.Namespace.Name, ServiceAccount: kubeworkspace.ServiceAccount}
 	for _, f := range Run(ctx, cp.Config(kubeapitest.AdminToken), lid, leaky.Pod) {
-		if f.Result != Reached {
+		if f.Result != verdict.Reached {
 			t.Errorf("misconfigured %s: %s (%s), must be reached", f.ID, f.Result, f.Reason)
 		}
 	}

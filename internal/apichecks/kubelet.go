@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"kwc.dev/kwc/internal/verdict"
 	"net"
 	"net/http"
 	"strconv"
@@ -26,8 +27,8 @@ type Kubelet struct {
 // CheckKubelet asks the kubelet, anonymously and with the workspace's token if any,
 // for its pod list, and checks that the read-only port is closed. It reads only
 // (GET /pods); it never calls /run or /exec.
-func CheckKubelet(ctx context.Context, k Kubelet) Finding {
-	f := Finding{ID: "A04-kubelet-api", Title: "the kubelet refuses anonymous and workspace requests; its read-only port is closed", Techniques: []string{"T27", "P14"}}
+func CheckKubelet(ctx context.Context, k Kubelet) verdict.Finding {
+	f := verdict.Finding{ID: "A04-kubelet-api", Title: "the kubelet refuses anonymous and workspace requests; its read-only port is closed", Techniques: []string{"T27", "P14"}}
 	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
 		// The kubelet's serving certificate is its own; kwc asks only whether it answers.
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec
@@ -73,9 +74,9 @@ func CheckKubelet(ctx context.Context, k Kubelet) Finding {
 		f.Evidence = append(f.Evidence, fmt.Sprintf("GET %s: %v", ro, err))
 	}
 	if len(open) > 0 {
-		f.Result, f.Reason = Reached, strings.Join(open, "; ")
+		f.Result, f.Reason = verdict.Reached, strings.Join(open, "; ")
 		return f
 	}
-	f.Result, f.Reason = Blocked, "anonymous and workspace requests refused, read-only port closed"
+	f.Result, f.Reason = verdict.Blocked, "anonymous and workspace requests refused, read-only port closed"
 	return f
 }

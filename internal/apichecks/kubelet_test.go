@@ -2,6 +2,7 @@ package apichecks
 
 import (
 	"context"
+	"kwc.dev/kwc/internal/verdict"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -48,17 +49,17 @@ func kubelet(t *testing.T, anonymous bool, readOnly bool) Kubelet {
 }
 
 func TestKubeletLockedDown(t *testing.T) {
-	if f := CheckKubelet(context.Background(), kubelet(t, false, false)); f.Result != Blocked {
+	if f := CheckKubelet(context.Background(), kubelet(t, false, false)); f.Result != verdict.Blocked {
 		t.Fatalf("%s: %s %v", f.Result, f.Reason, f.Evidence)
 	}
 }
 
 func TestKubeletLeaky(t *testing.T) {
 	f := CheckKubelet(context.Background(), kubelet(t, true, true))
-	if f.Result != Reached || len(f.Evidence) != 3 {
+	if f.Result != verdict.Reached || len(f.Evidence) != 3 {
 		t.Fatalf("anonymous /pods and the read-only port must both count: %s %s %v", f.Result, f.Reason, f.Evidence)
 	}
-	if f := CheckKubelet(context.Background(), kubelet(t, false, true)); f.Result != Reached {
+	if f := CheckKubelet(context.Background(), kubelet(t, false, true)); f.Result != verdict.Reached {
 		t.Fatalf("an open read-only port alone is a path: %s", f.Result)
 	}
 }

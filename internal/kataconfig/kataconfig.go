@@ -61,16 +61,6 @@ type Node struct {
 	Processes []string
 }
 
-// Findings use the escape criterion's outcomes (reached means the path exists).
-type Finding = verdict.Finding
-
-const (
-	Reached       = verdict.Reached
-	Blocked       = verdict.Blocked
-	NotApplicable = verdict.NotApplicable
-	Error         = verdict.Error
-)
-
 // DangerousAnnotations are enable_annotations entries that let a pod author reach
 // host-side programs or the guest's boot: each is a known host-escape primitive.
 var DangerousAnnotations = map[string]string{
@@ -86,10 +76,10 @@ var DangerousAnnotations = map[string]string{
 }
 
 // Check runs every configuration check.
-func Check(n Node, advisories []Advisory) []Finding {
+func Check(n Node, advisories []Advisory) []verdict.Finding {
 	runtimes, rerr := containerdKataRuntimes(n.Containerd)
 	configs, cerr := parseKata(n.KataConfigs)
-	return []Finding{
+	return []verdict.Finding{
 		checkVersion(n.KataVersion, advisories),
 		checkHostDevices(runtimes, rerr),
 		checkAnnotations(configs, cerr),
@@ -98,15 +88,15 @@ func Check(n Node, advisories []Advisory) []Finding {
 	}
 }
 
-func checkVersion(installed string, advisories []Advisory) Finding {
-	f := Finding{ID: "K01-kata-advisories", Title: "the installed Kata is not older than any advisory's fix"}
+func checkVersion(installed string, advisories []Advisory) verdict.Finding {
+	f := verdict.Finding{ID: "K01-kata-advisories", Title: "the installed Kata is not older than any advisory's fix"}
 	if installed == "" {
-		f.Result, f.Reason = Error, "no Kata version recorded on the node"
+		f.Result, f.Reason = verdict.Error, "no Kata version recorded on the node"
 		return f
 	}
 	have, err := kataversion.Parse(installed)
 	if err != nil {
-		f.Result, f.Reason = Error, err.Error()
+		f.Result, f.Reason = verdict.Error, err.Error()
 		return f
 	}
 	var open []string
@@ -126,10 +116,10 @@ func checkVersion(installed string, advisories []Advisory) Finding {
 	}
 	f.Techniques = dedupe(f.Techniques)
 	if len(open) > 0 {
-		f.Result, f.Reason = Reached, "Kata "+installed+" predates the fix of "+strings.Join(open, ", ")
+		f.Result, f.Reason = verdict.Reached, "Kata "+installed+" predates the fix of "+strings.Join(open, ", ")
 		return f
 	}
-	f.Result, f.Reason = Blocked, "Kata "+installed+" has every confirmed fix"
+	f.Result, f.Reason = verdict.Blocked, "Kata "+installed+" has every confirmed fix"
 	return f
 }
 
@@ -175,14 +165,14 @@ func containerdKataRuntimes(b []byte) ([]runtimeEntry, error) {
 	return out, nil
 }
 
-func checkHostDevices(rts []runtimeEntry, err error) Finding {
-	f := Finding{ID: "K02-privileged-without-host-devices", Title: "every Kata runtime keeps host devices out of privileged guests", Techniques: []string{"T31", "P16"}}
+func checkHostDevices(rts []runtimeEntry, err error) verdict.Finding {
+	f := verdict.Finding{ID: "K02-privileged-without-host-devices", Title: "every Kata runtime keeps host devices out of privileged guests", Techniques: []string{"T31", "P16"}}
 	switch {
 	case err != nil:
-		f.Result, f.Reason = Error, err.Error()
+		f.Result, f.Reason = verdict.Error, err.Error()
 		return f
 	case len(rts) == 0:
-		f.Result, f.Reason = NotApplicable, "no Kata runtime is configured in containerd"
+		f.Result, f.Reason = verdict.NotApplicable, "no Kata runtime is configured in containerd"
 		return f
 	}
 	var bad []string
@@ -193,10 +183,10 @@ func checkHostDevices(rts []runtimeEntry, err error) Finding {
 		}
 	}
 	if len(bad) > 0 {
-		f.Result, f.Reason = Reached, "a privileged pod under "+strings.Join(bad, ", ")+" gets every host block device: privileged_without_host_devices is not true"
+		f.Result, f.Reason = verdict.Reached, "a privileged pod under "+strings.Join(bad, ", ")+" gets every host block device: privileged_without_host_devices is not true"
 		return f
 	}
-	f.Result, f.Reason = Blocked, fmt.Sprintf("all %d Kata runtimes set privileged_without_host_devices = true", len(rts))
+	f.Result, f.Reason = verdict.Blocked, fmt.Sprintf("all %d Kata runtimes set privileged_without_host_devices = true", len(rts))
 	return f
 }
 
@@ -244,10 +234,10 @@ func strings_(v any) []string {
 	return out
 }
 
-func checkAnnotations(files []kataFile, err error) Finding {
-	f := Finding{ID: "K03-hypervisor-annotations", Title: "no hypervisor annotation that reaches host programs or the guest's boot is enabled", Techniques: []string{"T35", "T37", "T39", "P15"}}
+func checkAnnotations(files []kataFile, err error) verdict.Finding {
+	f := verdict.Finding{ID: "K03-hypervisor-annotations", Title: "no hypervisor annotation that reaches host programs or the guest's boot is enabled", Techniques: []string{"T35", "T37", "T39", "P15"}}
 	if err != nil {
-		f.Result, f.Reason = Error, err.Error()
+		f.Result, f.Reason = verdict.Error, err.Error()
 		return f
 	}
 	var bad []string
@@ -263,10 +253,10 @@ func checkAnnotations(files []kataFile, err error) Finding {
 		}
 	}
 	if len(bad) > 0 {
-		f.Result, f.Reason = Reached, "a pod author can set "+strings.Join(bad, "; ")
+		f.Result, f.Reason = verdict.Reached, "a pod author can set "+strings.Join(bad, "; ")
 		return f
 	}
-	f.Result, f.Reason = Blocked, "enable_annotations holds none of the dangerous annotations"
+	f.Result, f.Reason = verdict.Blocked, "enable_annotations holds none of the dangerous annotations"
 	return f
 }
 
@@ -281,10 +271,10 @@ func unsandboxed(args string) []string {
 	return hits
 }
 
-func checkVirtiofsd(files []kataFile, err error, procs []string) Finding {
-	f := Finding{ID: "K04-virtiofsd-sandboxed", Title: "virtiofsd runs sandboxed and with seccomp", Techniques: []string{"T38", "T33"}}
+func checkVirtiofsd(files []kataFile, err error, procs []string) verdict.Finding {
+	f := verdict.Finding{ID: "K04-virtiofsd-sandboxed", Title: "virtiofsd runs sandboxed and with seccomp", Techniques: []string{"T38", "T33"}}
 	if err != nil {
-		f.Result, f.Reason = Error, err.Error()
+		f.Result, f.Reason = verdict.Error, err.Error()
 		return f
 	}
 	var bad []string
@@ -306,18 +296,18 @@ func checkVirtiofsd(files []kataFile, err error, procs []string) Finding {
 		}
 	}
 	if len(bad) > 0 {
-		f.Result, f.Reason = Reached, strings.Join(bad, "; ")
+		f.Result, f.Reason = verdict.Reached, strings.Join(bad, "; ")
 		f.Evidence = append(f.Evidence, bad...)
 		return f
 	}
-	f.Result, f.Reason = Blocked, "no virtiofsd configuration or process disables its sandbox or seccomp"
+	f.Result, f.Reason = verdict.Blocked, "no virtiofsd configuration or process disables its sandbox or seccomp"
 	return f
 }
 
-func checkDebugConsole(files []kataFile, err error) Finding {
-	f := Finding{ID: "K05-debug-console", Title: "no guest debug console is enabled", Techniques: []string{"T37"}}
+func checkDebugConsole(files []kataFile, err error) verdict.Finding {
+	f := verdict.Finding{ID: "K05-debug-console", Title: "no guest debug console is enabled", Techniques: []string{"T37"}}
 	if err != nil {
-		f.Result, f.Reason = Error, err.Error()
+		f.Result, f.Reason = verdict.Error, err.Error()
 		return f
 	}
 	var bad []string
@@ -332,10 +322,10 @@ func checkDebugConsole(files []kataFile, err error) Finding {
 		}
 	}
 	if len(bad) > 0 {
-		f.Result, f.Reason = Reached, strings.Join(bad, "; ")
+		f.Result, f.Reason = verdict.Reached, strings.Join(bad, "; ")
 		return f
 	}
-	f.Result, f.Reason = Blocked, "debug console disabled in every configuration"
+	f.Result, f.Reason = verdict.Blocked, "debug console disabled in every configuration"
 	return f
 }
 

@@ -43,7 +43,7 @@ func advisories(t *testing.T) []Advisory {
 
 func TestSafeNodeBlocksEveryPath(t *testing.T) {
 	for _, f := range Check(recorded(t, "safe"), advisories(t)) {
-		if f.Result != Blocked {
+		if f.Result != verdict.Blocked {
 			t.Errorf("%s: %s (%s)", f.ID, f.Result, f.Reason)
 		}
 	}
@@ -63,7 +63,7 @@ func TestMisconfiguredNodeReachesEveryPath(t *testing.T) {
 		t.Fatalf("%d findings, want %d", len(findings), len(want))
 	}
 	for _, f := range findings {
-		if f.Result != Reached || !strings.Contains(f.Reason, want[f.ID]) {
+		if f.Result != verdict.Reached || !strings.Contains(f.Reason, want[f.ID]) {
 			t.Errorf("%s: %s (%s), want reached naming %q", f.ID, f.Result, f.Reason, want[f.ID])
 		}
 		if len(f.Techniques) == 0 {
@@ -74,13 +74,13 @@ func TestMisconfiguredNodeReachesEveryPath(t *testing.T) {
 
 func TestVersionOrdering(t *testing.T) {
 	adv := []Advisory{{ID: "A", Fixed: "3.31.0", Confirmed: true}}
-	for v, want := range map[string]verdict.Result{"3.30.9": Reached, "3.31.0": Blocked, "4.0.0": Blocked, "3.4.0": Reached, "v3.31.1-rc1": Blocked, "": Error, "3.31": Error} {
+	for v, want := range map[string]verdict.Result{"3.30.9": verdict.Reached, "3.31.0": verdict.Blocked, "4.0.0": verdict.Blocked, "3.4.0": verdict.Reached, "v3.31.1-rc1": verdict.Blocked, "": verdict.Error, "3.31": verdict.Error} {
 		if got := checkVersion(v, adv).Result; got != want {
 			t.Errorf("Kata %q: %s, want %s", v, got, want)
 		}
 	}
 	unconfirmed := []Advisory{{ID: "B", Fixed: "9.0.0", Confirmed: false}}
-	if got := checkVersion("3.0.0", unconfirmed).Result; got != Blocked {
+	if got := checkVersion("3.0.0", unconfirmed).Result; got != verdict.Blocked {
 		t.Errorf("an unconfirmed advisory must not fail the node: %s", got)
 	}
 }
@@ -88,11 +88,11 @@ func TestVersionOrdering(t *testing.T) {
 func TestNoKataRuntimeIsNotApplicable(t *testing.T) {
 	n := Node{KataVersion: "4.1.0", Containerd: []byte("version = 3\n[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc]\nruntime_type = \"io.containerd.runc.v2\"\n"),
 		KataConfigs: map[string][]byte{"c.toml": []byte("[hypervisor.qemu]\n")}}
-	if f := Check(n, nil)[1]; f.Result != NotApplicable {
+	if f := Check(n, nil)[1]; f.Result != verdict.NotApplicable {
 		t.Fatalf("%+v", f)
 	}
 	n.Containerd = []byte("not toml [")
-	if f := Check(n, nil)[1]; f.Result != Error {
+	if f := Check(n, nil)[1]; f.Result != verdict.Error {
 		t.Fatalf("an unparseable configuration is an error, never a pass: %+v", f)
 	}
 }

@@ -95,28 +95,19 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		Ref: cfg.Images.WorkspaceBase, Suite: cfg.Images.DebianSuite, Mirror: cfg.Images.DebianMirror,
 		CacheDir: framework.CacheDir(),
 	}, suite.Logf)
-	if err != nil {
-		suite.Recorder.SetRunError(err.Error())
-	}
-	Expect(err).NotTo(HaveOccurred(), "making the workspace's Debian base")
+	setupStep(err, "making the workspace's Debian base")
 	id, err := engineimage.BuildImage(ctx, cli, engineimage.Build{
 		Ref: cfg.Images.Workspace, Context: dockerfiles.Workspace(),
 		Args:        map[string]string{"BASE": cfg.Images.WorkspaceBase},
 		HostNetwork: true, LogPath: filepath.Join(suite.Dir, "artifacts", "workspace-image-build.log"),
 	}, suite.Logf)
-	if err != nil {
-		suite.Recorder.SetRunError(err.Error())
-	}
-	Expect(err).NotTo(HaveOccurred(), "building the workspace image")
+	setupStep(err, "building the workspace image")
 	suite.Recorder.SetEnv(map[string]string{"image.workspace": cfg.Images.Workspace + "@" + id})
 
 	suite.Registry, err = localregistry.Start()
 	Expect(err).NotTo(HaveOccurred())
 	base, err = specs.PrepareFixtureBase(ctx, suite.Registry, baseimage.DefaultBusybox)
-	if err != nil {
-		suite.Recorder.SetRunError(err.Error())
-	}
-	Expect(err).NotTo(HaveOccurred(), "making the fixtures' base image")
+	setupStep(err, "making the fixtures' base image")
 	suite.Recorder.SetEnv(map[string]string{"image.fixtureBase": base.Ref + "@" + base.Digest, "registry": suite.Registry.Host()})
 	suite.Logf("fixture base %s@%s served by the in-process registry", base.Ref, base.Digest)
 
@@ -132,12 +123,10 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	engineID, sockets, err := suite.Docker.EngineIdentity(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	planted, agentErr = nodeagent.Plant(nodeagent.Options{RunID: suite.RunID, Sockets: sockets, EngineID: engineID, Logf: suite.Logf})
-	if agentErr == nil {
-		agent = planted
-	}
 	if agentErr != nil {
 		suite.Logf("escape probes will be inconclusive: %v", agentErr)
 	} else {
+		agent = planted
 		suite.Recorder.SetEnv(map[string]string{"canaries": strings.Join(agent.Inventory(), "; "), "node.bootID": agent.Facts()["bootID"], "node.kernel": agent.Facts()["kernel"], "node.cgroupMode": agent.Facts()["cgroupMode"]})
 		res, err := proberun.OnNode(ctx, probePath, agent.Spec())
 		Expect(err).NotTo(HaveOccurred(), "running kwc-probe on the node as the reference")
@@ -152,6 +141,16 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}
 }, NodeTimeout(cfgTimeout("build", "image")+cfgTimeout("kind", "setup")))
 
+// setupStep fails the setup with what it was doing, and records why the run did not
+// complete in the report.
+func setupStep(err error, doing string) {
+	GinkgoHelper()
+	if err != nil {
+		suite.Recorder.SetRunError(doing + ": " + err.Error())
+	}
+	Expect(err).NotTo(HaveOccurred(), doing)
+}
+
 // setUpKind puts the run's images into the kind nodes, installs Kata and starts the
 // node agent, whose canaries the escape specs judge against.
 func setUpKind(ctx context.Context) {
@@ -164,10 +163,7 @@ func setUpKind(ctx context.Context) {
 	done := suite.Phase("kind: kata-deploy install and readiness")
 	err = suite.Kind.InstallKata(ctx, cfg.Interval("kind", "kata-ready"))
 	done()
-	if err != nil {
-		suite.Recorder.SetRunError(err.Error())
-	}
-	Expect(err).NotTo(HaveOccurred(), "installing Kata")
+	setupStep(err, "installing Kata")
 	agentBin, _, err := proberun.BuildCommand(ctx, GinkgoT().TempDir(), "kwc-agent")
 	Expect(err).NotTo(HaveOccurred(), "building kwc-agent")
 	img, err := kubeagent.Image(agentBin)

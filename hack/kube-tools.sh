@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the test control plane (kube-apiserver at client-go's version, and etcd) from
+# Builds the test control plane (kube-apiserver at client-go's version, and etcd) and the
+# local cluster's components (controller manager, scheduler, kubelet) from
 # source into .cache/bin, once per version: no binary can be downloaded here. About 12
 # minutes cold on 2 cores; seconds once cached.
 set -euo pipefail
@@ -19,3 +20,7 @@ build() { # name target
 }
 build "kube-apiserver-$v" k8s.io/kubernetes/cmd/kube-apiserver
 build "etcd-kube-$v" ./etcd
+# The local cluster (internal/localcluster) the cluster target is tested against.
+build "kube-controller-manager-$v" k8s.io/kubernetes/cmd/kube-controller-manager
+build "kube-scheduler-$v" k8s.io/kubernetes/cmd/kube-scheduler
+build "kubelet-$v" k8s.io/kubernetes/cmd/kubelet

@@ -86,20 +86,50 @@ func binDir() (string, error) {
 	return "", errors.New("cannot find the kwc repository root (set KWC_KUBE_BIN)")
 }
 
-// Start starts etcd and kube-apiserver and waits until the API server is ready.
-func Start(ctx context.Context) (*ControlPlane, error) {
+// Options extend the control plane for a cluster with nodes (internal/localcluster).
+type Options struct {
+	// Dir holds the control plane's data; a temporary folder when empty.
+	Dir string
+	// Tokens are extra lines of the token file: token,user,uid,"group1,group2".
+	Tokens []string
+	// Authorization is --authorization-mode (default RBAC).
+	Authorization string
+	// Args are extra kube-apiserver flags.
+	Args []string
+}
+
+// Binary is the path of a cached binary (kubelet, kube-scheduler, ...) at Version.
+func Binary(name string) (string, error) {
 	bins, err := binDir()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(bins, name+"-"+Version)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("%s is missing: build the test cluster's binaries with `make kube-tools` (about 12 minutes cold on 2 cores, cached after)", p)
+	}
+	return p, nil
+}
+
+// Start starts etcd and kube-apiserver and waits until the API server is ready.
+func Start(ctx context.Context) (*ControlPlane, error) { return StartWith(ctx, Options{}) }
+
+// StartWith is Start with options.
+func StartWith(ctx context.Context, o Options) (*ControlPlane, error) {
+	apiserver, err := Binary("kube-apiserver")
 	if err != nil {
 		return nil, err
 	}
-	apiserver := filepath.Join(bins, "kube-apiserver-"+Version)
-	etcd := filepath.Join(bins, "etcd-kube-"+Version)
-	for _, b := range []string{apiserver, etcd} {
-		if _, err := os.Stat(b); err != nil {
-			return nil, fmt.Errorf("%s is missing: build the test control plane with `make kube-tools` (about 12 minutes cold on 2 cores, cached after)", b)
-		}
+	etcd, err := Binary("etcd-kube")
+	if err != nil {
+		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "kwc-kubeapi-")
+	dir := o.Dir
+	if dir == "" {
+		dir, err = os.MkdirTemp("", "kwc-kubeapi-")
+	} else {
+		err = os.MkdirAll(dir, 0o700)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -127,15 +157,20 @@ func Start(ctx context.Context) (*ControlPlane, error) {
 		return nil, err
 	}
 	tokens := filepath.Join(dir, "tokens.csv")
-	if err := os.WriteFile(tokens, []byte(fmt.Sprintf("%s,kwc-admin,1,\"system:masters\"\n%s,%s,2\n", AdminToken, WorkspaceToken, WorkspaceUser)), 0o600); err != nil {
+	lines := append([]string{AdminToken + `,kwc-admin,1,"system:masters"`, WorkspaceToken + "," + WorkspaceUser + ",2"}, o.Tokens...)
+	if err := os.WriteFile(tokens, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		cp.Stop()
 		return nil, err
 	}
 	certDir := filepath.Join(dir, "certs")
 	// Every address is loopback: the service range is configuration only, nothing is
 	// ever sent to it.
-	a := exec.Command(apiserver, "--etcd-servers", etcdURL, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(ports[2]),
-		"--advertise-address", "127.0.0.1", "--cert-dir", certDir, "--token-auth-file", tokens, "--authorization-mode", "RBAC",
+	authz := o.Authorization
+	if authz == "" {
+		authz = "RBAC"
+	}
+	args := []string{"--etcd-servers", etcdURL, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(ports[2]),
+		"--advertise-address", "127.0.0.1", "--cert-dir", certDir, "--token-auth-file", tokens, "--authorization-mode", authz,
 		"--service-account-issuer", "https://kubernetes.default.svc", "--service-account-key-file", saKey, "--service-account-signing-key-file", saKey,
 		"--service-cluster-ip-range", "10.96.0.0/24", "--enable-priority-and-fairness=false", "--profiling=false",
 		// The kubernetes Service would point at 127.0.0.1, which the reconciler refuses;
@@ -143,7 +178,8 @@ func Start(ctx context.Context) (*ControlPlane, error) {
 		"--endpoint-reconciler-type=none",
 		// As kind and kubeadm clusters run: privileged pods are a policy question for
 		// RBAC and admission, not refused outright.
-		"--allow-privileged=true")
+		"--allow-privileged=true"}
+	a := exec.Command(apiserver, append(args, o.Args...)...)
 	a.Stdout, a.Stderr = log, log
 	if err := cp.start(a); err != nil {
 		cp.Stop()
@@ -191,6 +227,13 @@ func (cp *ControlPlane) waitReady(ctx context.Context, certDir string) error {
 	}
 	return fmt.Errorf("kube-apiserver was not ready within 90 s (last: %s)", last)
 }
+
+// Dir is the control plane's data folder: sa.key (the service-account signing key)
+// and certs/apiserver.crt (the serving certificate, its own CA) are in it.
+func (cp *ControlPlane) Dir() string { return cp.dir }
+
+// LogPath is where etcd and kube-apiserver write.
+func (cp *ControlPlane) LogPath() string { return cp.logPath }
 
 // Config is a rest.Config for one of the harness's tokens.
 func (cp *ControlPlane) Config(token string) *rest.Config {

@@ -8,8 +8,8 @@ import (
 	"github.com/BurntSushi/toml"
 	"sigs.k8s.io/yaml"
 
-	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 )
 
 // Addresses of the cluster's own pod network: a bridge the cluster creates and
@@ -106,17 +106,17 @@ func kubeletConfig(dir, socket, clientCA string) ([]byte, error) {
 		FailSwapOn:               &f,
 		ContainerRuntimeEndpoint: "unix://" + socket,
 		// A shared development host's disk and memory must not evict the test pods.
-		EvictionHard:                map[string]string{"memory.available": "50Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
-		ImageGCHighThresholdPercent: ptr(int32(100)),
-		ImageGCLowThresholdPercent:  ptr(int32(99)),
-		ResolverConfig:              ptr("/etc/resolv.conf"),
-		ClusterDomain:               "cluster.local",
-		SerializeImagePulls:         &f,
-		RegisterNode:                &t,
-		CgroupRoot:                  "/",
-		CgroupsPerQOS:               &t,
-		EnforceNodeAllocatable:      []string{"pods"},
-		MaxPods:                     30,
+		EvictionHard:                  map[string]string{"memory.available": "50Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+		ImageGCHighThresholdPercent:   ptr(int32(100)),
+		ImageGCLowThresholdPercent:    ptr(int32(99)),
+		ResolverConfig:                ptr("/etc/resolv.conf"),
+		ClusterDomain:                 "cluster.local",
+		SerializeImagePulls:           &f,
+		RegisterNode:                  &t,
+		CgroupRoot:                    "/",
+		CgroupsPerQOS:                 &t,
+		EnforceNodeAllocatable:        []string{"pods"},
+		MaxPods:                       30,
 		LocalStorageCapacityIsolation: &t,
 	}
 	b, err := yaml.Marshal(c)

@@ -16,7 +16,7 @@ import (
 )
 
 // cleanupCmd removes what a killed run can leave: labelled containers and their
-// volumes, and canaries (files, /dev/shm entries, loop devices). Canary processes die
+// volumes, and canaries (files, /dev/shm entries, keys, loop devices). Canary processes die
 // with the harness; listeners die with its process.
 func cleanupCmd(ctx context.Context, args []string) error {
 	fs := newFlags("cleanup")
@@ -47,6 +47,13 @@ func cleanupCmd(ctx context.Context, args []string) error {
 		} else {
 			fmt.Println("removed", p)
 		}
+	}
+	keys, err := nodeagent.RemoveKeys(pattern)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, k := range keys {
+		fmt.Println("removed key", k)
 	}
 	loops, _ := filepath.Glob(filepath.Join(os.TempDir(), "kwc-loop-"+pattern))
 	for _, d := range loops {

@@ -183,19 +183,21 @@ func (p *Planted) plantFile(content string) error {
 // plantProcess starts a sleeper whose argv and environment carry the secret; it dies
 // with the harness (PDEATHSIG), so a killed run leaves no canary process behind.
 func (p *Planted) plantProcess(content string) error {
-	sleep, err := exec.LookPath("sleep")
+	sh, err := exec.LookPath("sh")
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(sleep, "10800")
-	cmd.Args[0] = content
-	cmd.Env = []string{"KWC_CANARY=" + content}
+	// The secret is the shell's $0, so it is in the process's command line; the ":"
+	// keeps the shell alive (a lone command would be exec'd in its place). A renamed
+	// argv[0] would not do: busybox picks its applet by argv[0].
+	cmd := exec.Command(sh, "-c", "sleep 10800; :", content)
+	cmd.Env = []string{"KWC_CANARY=" + content, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	p.undo = append(p.undo, func() error {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_, _ = cmd.Process.Wait()
 		return nil
 	})
@@ -270,14 +272,24 @@ func (p *Planted) plantSysvShm(content string) error {
 
 func (p *Planted) plantKey(content string) error {
 	id, err := unix.AddKey("user", p.spec.KeyDescription, []byte(content), unix.KEY_SPEC_USER_KEYRING)
-	if err != nil {
-		return fmt.Errorf("add_key: %w", err)
+	if err == nil {
+		// Readable by every process of root's user, possessor or not: the probe in a
+		// container is root but does not possess the harness's keys.
+		if _, err = unix.KeyctlInt(unix.KEYCTL_SETPERM, id, 0x3f0b0000, 0, 0); err == nil {
+			p.undo = append(p.undo, func() error { _, err := unix.KeyctlInt(unix.KEYCTL_INVALIDATE, id, 0, 0, 0); return err })
+			return nil
+		}
+		// Not ours to change, so not ours to invalidate either: take it out of the
+		// keyring, and the kernel collects it.
+		if _, ierr := unix.KeyctlInt(unix.KEYCTL_INVALIDATE, id, 0, 0, 0); ierr != nil {
+			_, _ = unix.KeyctlInt(unix.KEYCTL_UNLINK, id, unix.KEY_SPEC_USER_KEYRING, 0, 0)
+		}
 	}
-	p.undo = append(p.undo, func() error { _, err := unix.KeyctlInt(unix.KEYCTL_INVALIDATE, id, 0, 0, 0); return err })
-	// Readable by every process of root's user, possessor or not: the probe in a
-	// container is root but does not possess the harness's keys.
-	_, err = unix.KeyctlInt(unix.KEYCTL_SETPERM, id, 0x3f0b0000, 0, 0)
-	return err
+	// Probes are told there is no key, so they say not applicable, not blocked. In a
+	// container the runtime gives each process a fresh session keyring that does not
+	// possess root's user keyring, so the agent cannot make its key readable there.
+	p.spec.KeyDescription = ""
+	return fmt.Errorf("root's user keyring: %w (a container's session keyring does not possess it)", err)
 }
 
 // plantLoop makes a small ext4 image holding the canary file and attaches it
@@ -285,28 +297,23 @@ func (p *Planted) plantKey(content string) error {
 // container sees the host's device nodes as they were when it was created.
 func (p *Planted) plantLoop(content string) error {
 	work := filepath.Join(os.TempDir(), "kwc-loop-"+p.spec.RunID)
-	if err := os.MkdirAll(filepath.Join(work, "fs"), 0o700); err != nil {
+	if err := os.MkdirAll(work, 0o700); err != nil {
 		return err
 	}
 	p.undo = append(p.undo, func() error { return os.RemoveAll(work) })
-	if err := os.WriteFile(filepath.Join(work, "fs", "canary"), []byte(content+"\n"), 0o600); err != nil {
+	// Raw bytes, no filesystem: the probes scan the device for the marker, and the
+	// agent's image needs no mkfs.
+	img := filepath.Join(work, "canary.img")
+	raw := make([]byte, 1<<20)
+	copy(raw, content+"\n")
+	if err := os.WriteFile(img, raw, 0o600); err != nil {
 		return err
 	}
-	img := filepath.Join(work, "canary.img")
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-d", filepath.Join(work, "fs"), img, "4M").CombinedOutput(); err != nil {
-		return fmt.Errorf("mkfs.ext4: %v: %s", err, out)
-	}
-	out, err := exec.Command("losetup", "--find", "--show", "--read-only", img).Output()
+	dev, err := attachLoop(img)
 	if err != nil {
-		return fmt.Errorf("losetup: %w", err)
+		return err
 	}
-	dev := strings.TrimSpace(string(out))
-	p.undo = append(p.undo, func() error {
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-			return fmt.Errorf("losetup -d %s: %v: %s", dev, err, out)
-		}
-		return nil
-	})
+	p.undo = append(p.undo, func() error { return detachLoop(dev) })
 	var st unix.Stat_t
 	if err := unix.Stat(dev, &st); err != nil {
 		return err
@@ -314,6 +321,58 @@ func (p *Planted) plantLoop(content string) error {
 	p.spec.LoopDevice = fmt.Sprintf("%d:%d", unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
 	return nil
 }
+
+// attachLoop attaches img read-only to a free loop device through the kernel's loop
+// ioctls, as losetup does, so no tool is needed in the agent's image.
+func attachLoop(img string) (string, error) {
+	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
+	if err != nil {
+		return "", fmt.Errorf("opening /dev/loop-control: %w", err)
+	}
+	defer ctl.Close()
+	n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
+	if err != nil {
+		return "", fmt.Errorf("finding a free loop device: %w", err)
+	}
+	dev := fmt.Sprintf("/dev/loop%d", n)
+	if _, err := os.Stat(dev); os.IsNotExist(err) {
+		// A /dev that is not devtmpfs (a container's) lacks nodes made after it started.
+		if err := unix.Mknod(dev, unix.S_IFBLK|0o660, int(unix.Mkdev(7, uint32(n)))); err != nil {
+			return "", fmt.Errorf("creating %s: %w", dev, err)
+		}
+	}
+	backing, err := os.Open(img)
+	if err != nil {
+		return "", err
+	}
+	defer backing.Close()
+	loop, err := os.OpenFile(dev, os.O_RDONLY, 0)
+	if err != nil {
+		return "", fmt.Errorf("opening %s: %w", dev, err)
+	}
+	defer loop.Close()
+	cfg := unix.LoopConfig{Fd: uint32(backing.Fd())}
+	cfg.Info.Flags = unix.LO_FLAGS_READ_ONLY
+	if err := unix.IoctlLoopConfigure(int(loop.Fd()), &cfg); err != nil {
+		return "", fmt.Errorf("attaching %s to %s: %w", img, dev, err)
+	}
+	return dev, nil
+}
+
+func detachLoop(dev string) error {
+	f, err := os.OpenFile(dev, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", dev, err)
+	}
+	defer f.Close()
+	if err := unix.IoctlSetInt(int(f.Fd()), unix.LOOP_CLR_FD, 0); err != nil && err != unix.ENXIO {
+		return fmt.Errorf("detaching %s: %w", dev, err)
+	}
+	return nil
+}
+
+// Snapshot is the node's state now: here, the harness's own host.
+func (p *Planted) Snapshot(context.Context) (Snapshot, error) { return TakeSnapshot(), nil }
 
 // Canaries is a run's canaries as the harness sees them, wherever the agent runs: in
 // the harness on the docker target (*Planted), in a DaemonSet on Kubernetes (Held).

@@ -3,6 +3,7 @@ package nodeagent
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,8 +49,18 @@ func TestPlantAndRemoveOnTheHost(t *testing.T) {
 	if _, err := os.Stat("/dev/shm/" + spec.ShmName); err != nil {
 		t.Fatalf("shm canary: %v", err)
 	}
+	loop := "/sys/dev/block/" + spec.LoopDevice + "/loop/backing_file"
+	if b, err := os.ReadFile(loop); err != nil || !strings.Contains(string(b), "kwc-loop-") {
+		t.Fatalf("the loop canary is not attached (%s): %v %s", spec.LoopDevice, err, b)
+	}
+	if ro, _ := os.ReadFile("/sys/dev/block/" + spec.LoopDevice + "/ro"); strings.TrimSpace(string(ro)) != "1" {
+		t.Fatalf("the loop canary must be read-only, ro=%q", ro)
+	}
 	if err := p.Remove(); err != nil {
 		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(loop); err == nil && strings.TrimSpace(string(b)) != "" {
+		t.Fatalf("the loop canary is still attached after Remove: %s", b)
 	}
 	for _, path := range []string{spec.CanaryPath, "/dev/shm/" + spec.ShmName} {
 		if _, err := os.Stat(path); !os.IsNotExist(err) {
@@ -68,4 +79,37 @@ func mustJSON(t *testing.T, s probespec.Spec) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// The agent reads a node's configuration through a root prefix, follows containerd's
+// imports, and reports paths as the node sees them.
+func TestCollectNodeConfigFollowsImports(t *testing.T) {
+	root := t.TempDir()
+	write := func(p, body string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("/etc/containerd/config.toml", "version = 2\nimports = [\"/opt/kata/containerd/config.d/*.toml\"]\n")
+	write("/opt/kata/containerd/config.d/kata-deploy.toml", "version = 2\n")
+	write("/opt/kata/share/defaults/kata-containers/configuration-qemu.toml", "[hypervisor.qemu]\n")
+	n := CollectNodeConfig(root, "/etc/containerd/config.toml")
+	if _, ok := n.Containerd["/opt/kata/containerd/config.d/kata-deploy.toml"]; !ok || len(n.Containerd) != 2 {
+		t.Fatalf("containerd files: %v", keys(n.Containerd))
+	}
+	if _, ok := n.KataConfigs["/opt/kata/share/defaults/kata-containers/configuration-qemu.toml"]; !ok {
+		t.Fatalf("kata files: %v", keys(n.KataConfigs))
+	}
+}
+
+func keys(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -157,6 +157,10 @@ func sysvShm(_ context.Context, s probespec.Spec, o *obs) {
 }
 
 func keyring(_ context.Context, s probespec.Spec, o *obs) {
+	if s.KeyDescription == "" {
+		o.notApplicable("no keyring canary was planted (the node agent could not write root's user keyring)")
+		return
+	}
 	id, err := unix.KeyctlSearch(unix.KEY_SPEC_USER_KEYRING, "user", s.KeyDescription, 0)
 	if err != nil {
 		o.logf("keyctl search @u user %s: %v", s.KeyDescription, err)

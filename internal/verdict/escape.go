@@ -90,8 +90,14 @@ func JudgeProbe(o probespec.Observation, node map[string]string, sec Secret) Pro
 				v.Result, v.Reason = Blocked, "module list differs from the node's"
 				return v
 			}
-			if o.Facts["finitModuleErrno"] == "EPERM" {
+			switch o.Facts["finitModuleErrno"] {
+			case "EPERM":
 				v.Result, v.Reason = Blocked, "the node's kernel, but module loading is denied (EPERM)"
+				return v
+			case "ENOSYS":
+				// The kernel has no module support: nobody can load one, so there is
+				// nothing to deny (a runtime's seccomp would have said EPERM first).
+				v.Result, v.Reason = NotApplicable, "the node's kernel has no module support (finit_module: ENOSYS)"
 				return v
 			}
 			v.Result, v.Reason = Reached, "the node's kernel and module list, and module loading is not denied ("+o.Facts["finitModuleErrno"]+")"
@@ -173,11 +179,15 @@ type EscapeLane struct {
 	// Node is the probe set's result on the node itself: a probe not applicable there
 	// cannot be reached anywhere on this node.
 	Node map[string]Result
+	// Findings are the escape paths that do not cross the kernel (API, kubelet, Kata's
+	// configuration), judged by their own rules; their controls are the misconfigured
+	// variants kwc's tests run them against.
+	Findings []Finding
 }
 
 // RuleEscapeSubject and RuleEscapeControl are stated in the report.
 const (
-	RuleEscapeSubject = "pass when every probe is blocked or not applicable, every probe was reached in its control lane in this run, and the node is unchanged; a reached probe fails; a probe whose control did not reach it is inconclusive; a VM-isolated lane with the node's kernel fails"
+	RuleEscapeSubject = "pass when every probe is blocked or not applicable, every probe was reached in its control lane in this run, every cluster finding (API, kubelet, Kata configuration) is blocked or not applicable, and the node is unchanged; a reached probe or finding fails; a probe whose control did not reach it is inconclusive; a VM-isolated lane with the node's kernel fails"
 	RuleEscapeControl = "pass when every probe designated for this control is reached here and the node is unchanged: the control proves the probes can see what they look for"
 )
 
@@ -230,6 +240,25 @@ func EscapeCriterion(in EscapeLane) Criterion {
 			}
 			checks = append(checks, ch)
 		}
+	}
+	for _, f := range in.Findings {
+		ch := Check{ID: "cluster/" + f.ID, Case: "cluster", Evidence: f.Title, Techniques: f.Techniques, Result: string(f.Result)}
+		if len(f.Evidence) > 0 {
+			ch.Evidence += ":\n" + strings.Join(f.Evidence, "\n")
+		}
+		switch {
+		case control:
+			ch.Verdict, ch.Reason = Skipped, fmt.Sprintf("informational in control %s (%s): %s", in.Lane.Control, f.Result, f.Reason)
+		case f.Result == Reached:
+			ch.Verdict, ch.Reason = Fail, f.Reason
+		case f.Result == Blocked:
+			ch.Verdict = Pass
+		case f.Result == NotApplicable:
+			ch.Verdict, ch.Reason = Skipped, "not applicable: "+f.Reason
+		default:
+			ch.Verdict, ch.Reason = Inconclusive, string(f.Result)+": "+f.Reason
+		}
+		checks = append(checks, ch)
 	}
 	sweep := Check{ID: "host-state-unchanged", Case: "node", Evidence: "node state compared before and after the lane's probes"}
 	if len(in.HostDiff) == 0 {

@@ -69,6 +69,10 @@ func TestSameKernelRules(t *testing.T) {
 	if v := JudgeProbe(mods("EBADF"), node, sec); v.Result != Reached {
 		t.Fatalf("module loading permitted on the node's kernel is reached: %+v", v)
 	}
+	// Found on a kernel built without modules, under a pod with no seccomp profile.
+	if v := JudgeProbe(mods("ENOSYS"), node, sec); v.Result != NotApplicable {
+		t.Fatalf("a kernel without module support has nothing to load or deny: %+v", v)
+	}
 }
 
 func TestWritableSameKernelRule(t *testing.T) {
@@ -201,5 +205,40 @@ func TestNodeContainerdRule(t *testing.T) {
 	}
 	if v := JudgeProbe(obs("P13-runtime-socket", []string{"containerd-uuid:node-ctd"}, nil), n, sec); v.Result != Reached {
 		t.Fatalf("the node's containerd is reached: %+v", v)
+	}
+}
+
+// Cluster findings sit beside the probes: reached fails a subject, blocked passes,
+// not applicable is skipped, an error is inconclusive; in a control they inform only.
+func TestFindingsInTheEscapeCriterion(t *testing.T) {
+	in := EscapeLane{Lane: subject(config.IsolationVM), Controls: Controls{"P05-host-process-cmdline": Reached},
+		Contexts: map[string][]ProbeVerdict{"base": {pv("P05-host-process-cmdline", Blocked)}},
+		Findings: []Finding{{ID: "A01-no-service-account-token", Title: "no token", Techniques: []string{"T24"}, Result: Blocked, Evidence: []string{"automount false"}}}}
+	c := EscapeCriterion(in)
+	if c.Verdict != Pass {
+		t.Fatalf("%s %s", c.Verdict, c.Reason)
+	}
+	var found bool
+	for _, ch := range c.Checks {
+		if ch.ID == "cluster/A01-no-service-account-token" {
+			found = ch.Case == "cluster" && len(ch.Techniques) == 1 && strings.Contains(ch.Evidence, "automount false")
+		}
+	}
+	if !found {
+		t.Fatalf("the finding must be a check with its evidence and techniques: %+v", c.Checks)
+	}
+	for r, want := range map[Result]config.Verdict{Reached: Fail, Error: Inconclusive, NotApplicable: Pass} {
+		in.Findings[0].Result = r
+		if c := EscapeCriterion(in); c.Verdict != want {
+			t.Errorf("finding %s: lane %s, want %s", r, c.Verdict, want)
+		}
+	}
+	in.Lane = config.Lane{Name: "c1", Role: config.RoleControl, Control: "C1"}
+	in.Findings[0].Result = Reached
+	in.Contexts = map[string][]ProbeVerdict{}
+	for _, ch := range EscapeCriterion(in).Checks {
+		if ch.ID == "cluster/A01-no-service-account-token" && ch.Verdict != Skipped {
+			t.Fatalf("a control reports findings for information only: %+v", ch)
+		}
 	}
 }

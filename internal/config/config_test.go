@@ -238,3 +238,66 @@ func TestKataValidation(t *testing.T) {
 		t.Errorf("the docker target installs no Kata; its kata section is not checked: %v", err)
 	}
 }
+
+func TestClusterTargetNeedsARegistry(t *testing.T) {
+	_, err := Load("", Overrides{Target: "cluster"})
+	if err == nil || !strings.Contains(err.Error(), "cluster.registry: empty") || !strings.Contains(err.Error(), "KWC_REGISTRY") {
+		t.Fatalf("want the missing registry named with its fix, got %v", err)
+	}
+	_, err = Load("", Overrides{Target: "cluster", Registry: "Not A Registry"})
+	if err == nil || !strings.Contains(err.Error(), `cluster.registry "Not A Registry"`) {
+		t.Fatalf("want a bad registry refused, got %v", err)
+	}
+	c, err := Load("", Overrides{Target: "cluster", Registry: "127.0.0.1:5000", ContainerdSocket: "/tmp/x/containerd.sock"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.ContainerdSocket != "/tmp/x/containerd.sock" {
+		t.Fatalf("the socket override was not applied: %q", c.Cluster.ContainerdSocket)
+	}
+}
+
+func TestClusterLanesFromRuntimeClasses(t *testing.T) {
+	c, err := Load("", Overrides{Target: "cluster", Registry: "127.0.0.1:5000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	present := []RuntimeClass{{"kata-qemu", "kata-qemu"}, {"kata-qemu-debug", "kata-qemu-debug"}, {"runc", "runc"}, {"gvisor", "runsc"}}
+	lanes, err := c.ClusterLanes(present)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Lane{}
+	for _, l := range lanes {
+		got[l.Name] = l
+	}
+	for _, want := range []string{"runc-gitlab", "runc-privileged", "kata-qemu-gitlab", "kata-qemu-privileged"} {
+		if _, ok := got[want]; !ok {
+			t.Errorf("lane %s missing; got %v", want, got)
+		}
+	}
+	for _, unwanted := range []string{"kata-qemu-debug-gitlab", "runc-gitlab-gitlab", "gvisor-gitlab"} {
+		if _, ok := got[unwanted]; ok {
+			t.Errorf("lane %s must not be chosen by default", unwanted)
+		}
+	}
+	if l := got["kata-qemu-privileged"]; l.Isolation != IsolationVM || !l.Privileged || l.Expect["build"] != VerdictPass {
+		t.Errorf("a Kata lane is VM-isolated and must build: %+v", l)
+	}
+
+	// Named classes: any RuntimeClass, a non-Kata one in the GitLab shape only.
+	c.Cluster.RuntimeClasses = []string{"gvisor", "acrn"}
+	lanes, err = c.ClusterLanes(present)
+	if err == nil || !strings.Contains(err.Error(), `"acrn" is not in the cluster`) {
+		t.Fatalf("a named class that is absent must be an error, got %v", err)
+	}
+	var gv []Lane
+	for _, l := range lanes {
+		if l.Runtime == "gvisor" {
+			gv = append(gv, l)
+		}
+	}
+	if len(gv) != 1 || gv[0].Shape != ShapeGitLab || gv[0].Isolation != IsolationContainer || gv[0].Privileged {
+		t.Fatalf("gvisor must be one unprivileged GitLab-shaped lane, got %+v", gv)
+	}
+}

@@ -21,6 +21,12 @@ func (c *Config) Default() {
 	if c.KindCluster.Config == "" {
 		c.KindCluster.Config = "default.yaml"
 	}
+	if c.Cluster.ContainerdSocket == "" {
+		c.Cluster.ContainerdSocket = "/run/containerd/containerd.sock"
+	}
+	if c.Cluster.ContainerdConfig == "" {
+		c.Cluster.ContainerdConfig = "/etc/containerd/config.toml"
+	}
 	if c.Kata.ImageStore == "" {
 		c.Kata.ImageStore = "memory"
 	}

@@ -20,6 +20,11 @@ type Overrides struct {
 	Target     string
 	ReportsDir string
 	Keep       bool
+	// Registry and ContainerdSocket come from $KWC_REGISTRY and $KWC_CONTAINERD_SOCKET.
+	Registry         string
+	ContainerdSocket string
+	// ContainerdConfig comes from $KWC_CONTAINERD_CONFIG.
+	ContainerdConfig string
 }
 
 // Load decodes the embedded defaults, then the user file (if any), applies the
@@ -46,6 +51,15 @@ func Load(userFile string, o Overrides) (*Config, error) {
 	}
 	if o.Keep {
 		c.Keep = true
+	}
+	if o.Registry != "" {
+		c.Cluster.Registry = o.Registry
+	}
+	if o.ContainerdSocket != "" {
+		c.Cluster.ContainerdSocket = o.ContainerdSocket
+	}
+	if o.ContainerdConfig != "" {
+		c.Cluster.ContainerdConfig = o.ContainerdConfig
 	}
 	c.Default()
 	if err := c.Validate(); err != nil {

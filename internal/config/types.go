@@ -82,6 +82,7 @@ type Config struct {
 	Images      Images              `json:"images,omitempty"`
 	Docker      DockerTarget        `json:"docker,omitempty"`
 	KindCluster KindTarget          `json:"kindCluster,omitempty"`
+	Cluster     ClusterTarget       `json:"cluster,omitempty"`
 	Kata        Kata                `json:"kata,omitempty"`
 	Lanes       []Lane              `json:"lanes,omitempty"`
 	Criteria    Criteria            `json:"criteria,omitempty"`
@@ -122,6 +123,32 @@ type KindTarget struct {
 	// ShmSize is what each node's /dev/shm is remounted to: kind leaves Docker's 64 MiB,
 	// and the QEMU shims keep guest RAM there (kata-containers#5692).
 	ShmSize string `json:"shmSize,omitempty"`
+}
+
+// ClusterTarget configures the cluster target: an existing cluster, reached through a
+// kubeconfig, whose nodes pull the run's images from a registry the user names.
+type ClusterTarget struct {
+	// Kubeconfig is the cluster's kubeconfig; empty means $KUBECONFIG, then
+	// ~/.kube/config.
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// Registry receives the run's images (host[:port][/path]); every node must be able
+	// to pull from it. $KWC_REGISTRY overrides it.
+	Registry string `json:"registry,omitempty"`
+	// InsecureRegistry pushes over plain HTTP (always so for 127.0.0.1 and localhost).
+	InsecureRegistry bool `json:"insecureRegistry,omitempty"`
+	// RuntimeClasses become subject lanes, each in every shape of kata.shapes (VM
+	// isolation) or in the GitLab shape only (any other RuntimeClass, e.g. runc or
+	// gVisor, whose privileged shape would be control C1 again). Empty means every
+	// RuntimeClass whose handler starts with "kata" and is not a debug class. Any
+	// RuntimeClass can be named: hypervisors kata-deploy does not ship (ACRN) are
+	// tested this way.
+	RuntimeClasses []string `json:"runtimeClasses,omitempty"`
+	// ContainerdSocket is the path of containerd's socket on the nodes (control C3
+	// mounts it, the node agent identifies it). $KWC_CONTAINERD_SOCKET overrides it.
+	ContainerdSocket string `json:"containerdSocket,omitempty"`
+	// ContainerdConfig is containerd's configuration file on the nodes, read (with its
+	// imports) by the Kata configuration checks. $KWC_CONTAINERD_CONFIG overrides it.
+	ContainerdConfig string `json:"containerdConfig,omitempty"`
 }
 
 // Kata says which Kata to install and which shims become lanes.

@@ -3,11 +3,14 @@ package config
 import (
 	"errors"
 	"fmt"
-	"kwc.dev/kwc/internal/kataversion"
 	"path"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"kwc.dev/kwc/internal/kataversion"
 )
 
 // Criterion names, in report order.
@@ -49,6 +52,19 @@ func (c *Config) Validate() error {
 	for _, ref := range []struct{ field, ref string }{{"images.workspace", c.Images.Workspace}, {"images.workspaceBase", c.Images.WorkspaceBase}} {
 		if err := LocalImageRef(ref.ref); err != nil {
 			add("%s: %w", ref.field, err)
+		}
+	}
+	if c.Target == TargetCluster {
+		if c.Cluster.Registry == "" {
+			add("cluster.registry: empty; the cluster target pushes the run's images to a registry every node can pull from: name it here or in KWC_REGISTRY (host[:port][/path])")
+		} else if _, err := name.NewRepository(c.Cluster.Registry+"/kwc/workspace", name.StrictValidation); err != nil {
+			add("cluster.registry %q: %v; use host[:port][/path]", c.Cluster.Registry, err)
+		}
+		if !path.IsAbs(c.Cluster.ContainerdSocket) {
+			add("cluster.containerdSocket %q: must be an absolute path on the nodes", c.Cluster.ContainerdSocket)
+		}
+		if !path.IsAbs(c.Cluster.ContainerdConfig) {
+			add("cluster.containerdConfig %q: must be an absolute path on the nodes", c.Cluster.ContainerdConfig)
 		}
 	}
 	if c.Images.DebianSuite == "" {
@@ -236,6 +252,73 @@ func (c *Config) KataLanes() []Lane {
 		}
 	}
 	return out
+}
+
+// RuntimeClass is what lane selection needs to know of a cluster's RuntimeClass.
+type RuntimeClass struct {
+	Name, Handler string
+}
+
+// IsKata reports whether a RuntimeClass runs pods in a Kata VM.
+func (r RuntimeClass) IsKata() bool { return strings.HasPrefix(r.Handler, "kata") }
+
+// ClusterLanes returns the lanes of an existing cluster: the configured lanes (whose
+// runtime must be "default" or a RuntimeClass present) and a subject lane per shape for
+// each RuntimeClass chosen by cluster.runtimeClasses (or, when that is empty, each
+// Kata RuntimeClass present that is not a -debug or -devkit triage class).
+func (c *Config) ClusterLanes(present []RuntimeClass) ([]Lane, error) {
+	byName := map[string]RuntimeClass{}
+	var names []string
+	for _, r := range present {
+		byName[r.Name] = r
+		names = append(names, r.Name)
+	}
+	var errs []error
+	out := append([]Lane(nil), c.Lanes...)
+	for _, l := range out {
+		if _, ok := byName[l.Runtime]; !ok && l.Runtime != "default" {
+			errs = append(errs, fmt.Errorf("lane %s: RuntimeClass %q is not in the cluster (present: %s); install it or drop the lane", l.Name, l.Runtime, strings.Join(names, ", ")))
+		}
+	}
+	chosen := c.Cluster.RuntimeClasses
+	if len(chosen) == 0 {
+		for _, r := range present {
+			if r.IsKata() && !strings.HasSuffix(r.Name, "-debug") && !strings.HasSuffix(r.Name, "-devkit") {
+				chosen = append(chosen, r.Name)
+			}
+		}
+	}
+	for _, n := range chosen {
+		r, ok := byName[n]
+		if !ok {
+			errs = append(errs, fmt.Errorf("cluster.runtimeClasses: %q is not in the cluster (present: %s)", n, strings.Join(names, ", ")))
+			continue
+		}
+		shapes := c.Kata.Shapes
+		if !r.IsKata() {
+			shapes = []Shape{ShapeGitLab}
+		}
+		for _, shape := range shapes {
+			l := Lane{Name: r.Name + "-" + string(shape), Role: RoleSubject, Runtime: r.Name, Shape: shape,
+				Privileged: shape == ShapePrivileged, Expect: map[string]Verdict{"sudo": VerdictPass, "escape": VerdictPass}}
+			if r.IsKata() {
+				l.Isolation = IsolationVM
+				if shape == ShapePrivileged {
+					l.Expect["build"], l.Expect["run"] = VerdictPass, VerdictPass
+				}
+			}
+			l.Default()
+			if _, dup := c.Lane(l.Name); dup {
+				continue
+			}
+			if err := l.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("RuntimeClass %s: %w", r.Name, err))
+				continue
+			}
+			out = append(out, l)
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
 // Measures reports whether the lane measures a criterion.

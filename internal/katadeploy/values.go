@@ -93,6 +93,11 @@ func Overhead(shim string) (memory, cpu string) {
 	}
 }
 
+// VersionAnnotation is where kata-deploy (4.1.0) records the Kata version on each
+// RuntimeClass it creates: the version the configuration checks compare against the
+// advisories.
+const VersionAnnotation = "katacontainers.io/kata-version"
+
 // RuntimeClassObjects are the RuntimeClasses kata-deploy creates (4.x shape: handler
 // equal to the name, the chart's overhead, scheduled onto nodes the installer
 // labelled), for clusters where kwc checks them and for API tests.
@@ -106,7 +111,8 @@ func RuntimeClassObjects(k config.Kata) []nodev1.RuntimeClass {
 			sel[l] = "true"
 		}
 		out = append(out, nodev1.RuntimeClass{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "kata-deploy"}},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "kata-deploy"},
+				Annotations: map[string]string{VersionAnnotation: k.Version}},
 			Handler:    name,
 			Overhead:   &nodev1.Overhead{PodFixed: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(mem), corev1.ResourceCPU: resource.MustParse(cpu)}},
 			Scheduling: &nodev1.Scheduling{NodeSelector: sel},

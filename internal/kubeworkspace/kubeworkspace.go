@@ -7,6 +7,7 @@ package kubeworkspace
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -42,6 +43,10 @@ type Options struct {
 	CPU, Memory string
 	// ContainerdSocket is the node's containerd socket, for engine-socket mounts.
 	ContainerdSocket string
+	// Overhead is the RuntimeClass's pod overhead, which counts against the quota; nil
+	// means kata-deploy's published overhead for a kata-<shim> class (the plan, before
+	// any cluster exists).
+	Overhead corev1.ResourceList
 }
 
 // Objects are a workspace's objects, in creation order.
@@ -158,8 +163,12 @@ func Build(o Options) (Objects, error) {
 	// The quota holds the workspace plus the RuntimeClass overhead: pod overhead counts
 	// against quota, so a quota of exactly the limits would refuse the pod under Kata.
 	qMem, qCPU := mem.DeepCopy(), cpu.DeepCopy()
-	if pod.Spec.RuntimeClassName != nil {
-		m, c := katadeploy.Overhead(l.Runtime[len("kata-"):])
+	switch {
+	case o.Overhead != nil:
+		qMem.Add(o.Overhead[corev1.ResourceMemory])
+		qCPU.Add(o.Overhead[corev1.ResourceCPU])
+	case pod.Spec.RuntimeClassName != nil && strings.HasPrefix(l.Runtime, "kata-"):
+		m, c := katadeploy.Overhead(strings.TrimPrefix(l.Runtime, "kata-"))
 		qMem.Add(resource.MustParse(m))
 		qCPU.Add(resource.MustParse(c))
 	}

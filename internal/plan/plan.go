@@ -31,6 +31,11 @@ type Plan struct {
 	Lanes       []config.Lane
 	Images      []string
 	Preflight   []preflight.Check
+	// Kubeconfig and Registry are the cluster target's: where it connects and where
+	// the nodes pull the run's images from.
+	Kubeconfig, Registry string
+	// InstallKata is false on a cluster where Kata is already installed (or absent).
+	InstallKata bool
 }
 
 // Print writes the plan for people.
@@ -43,12 +48,19 @@ func (p Plan) Print(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "cluster %s, from kindconfigs/%s:\n%s\n", p.ClusterName, p.ClusterFrom, indent(string(b)))
 	}
-	vals, err := yaml.Marshal(p.Values)
-	if err != nil {
-		return err
+	if p.Kubeconfig != "" {
+		fmt.Fprintf(w, "existing cluster from %s; the run's images are pushed to %s\n\n", p.Kubeconfig, p.Registry)
 	}
-	fmt.Fprintf(w, "kata-deploy %s from %s, values:\n%s", p.Version, p.Chart, indent(string(vals)))
-	fmt.Fprintf(w, "  waits for RuntimeClasses and kubelet handlers: %s\n\n", strings.Join(p.Classes, ", "))
+	if p.InstallKata {
+		vals, err := yaml.Marshal(p.Values)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "kata-deploy %s from %s, values:\n%s", p.Version, p.Chart, indent(string(vals)))
+		fmt.Fprintf(w, "  waits for RuntimeClasses and kubelet handlers: %s\n\n", strings.Join(p.Classes, ", "))
+	} else {
+		fmt.Fprintf(w, "Kata: not installed by this run (kata.install is false); lanes come from the RuntimeClasses present\n\n")
+	}
 	fmt.Fprintln(w, "lanes:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NAME\tROLE\tRUNTIMECLASS\tSHAPE\tISOLATION\tMEASURES\tMUST PASS")
@@ -70,7 +82,11 @@ func (p Plan) Print(w io.Writer) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Name, role, rc, l.Shape, l.Isolation, strings.Join(l.Criteria, ","), strings.Join(must, ","))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nimages (built here, loaded into every node):\n  %s\n", strings.Join(p.Images, "\n  "))
+	where := "loaded into every node"
+	if p.Registry != "" {
+		where = "pushed to " + p.Registry
+	}
+	fmt.Fprintf(w, "\nimages (built here, %s):\n  %s\n", where, strings.Join(p.Images, "\n  "))
 	if len(p.Preflight) > 0 {
 		fmt.Fprintf(w, "\nhost preflight:\n%s", preflight.Render(p.Preflight))
 	}
@@ -101,6 +117,25 @@ func ForKind(cfg *config.Config, cluster *v1alpha4.Cluster, checks []preflight.C
 			"the fixtures' base (Go, from Debian's busybox-static), served by an in-process registry",
 			"kwc-probe (static) copied into each workspace; the node agent DaemonSet image made in Go from it",
 		},
-		Preflight: checks,
+		Preflight: checks, InstallKata: true,
+	}, nil
+}
+
+// ForCluster makes the cluster target's plan: lanes are already resolved from the
+// RuntimeClasses the cluster has (or will have, after the install).
+func ForCluster(cfg *config.Config, kubeconfig string, lanes []config.Lane) (Plan, error) {
+	vals, err := katadeploy.Values(cfg.Kata)
+	if err != nil {
+		return Plan{}, err
+	}
+	return Plan{
+		Target: cfg.Target, Kubeconfig: kubeconfig, Registry: cfg.Cluster.Registry, InstallKata: cfg.Kata.Install,
+		Chart: cfg.Kata.Chart, Version: cfg.Kata.Version, Values: vals, Classes: katadeploy.RuntimeClasses(cfg.Kata),
+		Lanes: lanes,
+		Images: []string{
+			cfg.Cluster.Registry + "/kwc/workspace:<run id> (dockerfiles/workspace on " + cfg.Images.WorkspaceBase + ")",
+			cfg.Cluster.Registry + "/kwc/node-agent:<run id> (made in Go: busybox-static and kwc-agent)",
+			"kwc-probe (static) copied into each workspace and each node agent",
+		},
 	}, nil
 }

@@ -3,7 +3,11 @@
 // mounted from the node). "hold" plants the run's canaries on the node, writes what
 // the harness needs (the probe spec, the node's facts and the secret) to a root-only
 // file there, holds them until it is stopped, then removes every one. "show" prints
-// that file, for the harness's exec; the workspace never sees it.
+// that file, for the harness's exec; the workspace never sees it. "snapshot" prints
+// the node's state (for the harness's before/after comparison around each lane) and
+// "node-config" the containerd and Kata configuration and Kata's host-side processes
+// (for the configuration checks), both read through /proc/1/root: the agent shares
+// the node's PID namespace, and its PID 1 is the node's init.
 package main
 
 import (
@@ -24,19 +28,30 @@ func statePath(run string) string {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: kwc-agent hold --run ID | show --run ID")
+		fmt.Fprintln(os.Stderr, "usage: kwc-agent hold --run ID [--containerd-socket PATH] | show --run ID | snapshot | node-config [--containerd-config PATH]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	run := fs.String("run", "", "the run id")
+	socket := fs.String("containerd-socket", "/run/containerd/containerd.sock", "containerd's socket on the node")
+	ctdConfig := fs.String("containerd-config", "/etc/containerd/config.toml", "containerd's configuration on the node")
+	root := fs.String("root", "/proc/1/root", "the node's root filesystem as the agent sees it")
 	_ = fs.Parse(os.Args[2:])
+	switch os.Args[1] {
+	case "snapshot":
+		printJSON(nodeagent.TakeSnapshotAt(*root))
+		return
+	case "node-config":
+		printJSON(nodeagent.CollectNodeConfig(*root, *ctdConfig))
+		return
+	}
 	if *run == "" {
 		fmt.Fprintln(os.Stderr, "kwc-agent: --run is required")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
 	case "hold":
-		if err := hold(*run); err != nil {
+		if err := hold(*run, *socket); err != nil {
 			fmt.Fprintf(os.Stderr, "kwc-agent: %v\n", err)
 			os.Exit(1)
 		}
@@ -53,10 +68,17 @@ func main() {
 	}
 }
 
-func hold(run string) error {
+func printJSON(v any) {
+	if err := json.NewEncoder(os.Stdout).Encode(v); err != nil {
+		fmt.Fprintf(os.Stderr, "kwc-agent: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func hold(run, socket string) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	p, err := nodeagent.Plant(nodeagent.Options{RunID: run, ContainerdSockets: []string{"/run/containerd/containerd.sock"}, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	p, err := nodeagent.Plant(nodeagent.Options{RunID: run, ContainerdSockets: []string{socket}, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,9 @@
 // container, a VM, the node itself) and prints what it observed as JSON. It is told
 // where to look, never the secrets; the harness decides every verdict.
 //
+// "kwc-probe kubelet --host H" asks the node's kubelet (kubeletask) from here, with
+// the service-account token if one is mounted, and prints the answers.
+//
 // As PID 1 (the calibration VM's init) it mounts the kernel filesystems, reads its
 // spec from the kernel command line (kwc.spec=<base64 JSON>), prints the result on
 // the console between markers, and powers the VM off.
@@ -14,7 +17,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
+	"kwc.dev/kwc/internal/kubeletask"
 	"kwc.dev/kwc/internal/probe"
 	"kwc.dev/kwc/internal/probespec"
 )
@@ -22,6 +27,10 @@ import (
 func main() {
 	if os.Getpid() == 1 {
 		vmInit()
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "kubelet" {
+		askKubelet(os.Args[2:])
 		return
 	}
 	specPath := flag.String("spec", "-", "probe spec as JSON: a file, or - for standard input")
@@ -37,6 +46,28 @@ func main() {
 		os.Exit(2)
 	}
 	emit(os.Stdout, probe.Run(context.Background(), spec))
+}
+
+// serviceAccountToken is where Kubernetes mounts a pod's token; the GitLab workspace
+// shape mounts none.
+const serviceAccountToken = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+func askKubelet(args []string) {
+	fs := flag.NewFlagSet("kubelet", flag.ExitOnError)
+	var r kubeletask.Request
+	fs.StringVar(&r.Host, "host", "", "the kubelet's address, as the harness discovered it from the cluster")
+	fs.IntVar(&r.SecurePort, "port", 10250, "the kubelet's secure port")
+	fs.IntVar(&r.ReadOnlyPort, "read-only-port", 10255, "the kubelet's read-only port")
+	tokenFile := fs.String("token-file", serviceAccountToken, "a token to ask with too, when the file exists")
+	_ = fs.Parse(args)
+	if r.Host == "" {
+		fmt.Fprintln(os.Stderr, "kwc-probe kubelet: --host is required")
+		os.Exit(2)
+	}
+	if b, err := os.ReadFile(*tokenFile); err == nil {
+		r.Token = strings.TrimSpace(string(b))
+	}
+	emit(os.Stdout, kubeletask.Ask(context.Background(), r))
 }
 
 func readSpec(p string) (probespec.Spec, error) {

@@ -2,76 +2,47 @@ package apichecks
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
-	"kwc.dev/kwc/internal/verdict"
-	"net"
-	"net/http"
-	"strconv"
 	"strings"
-	"time"
+
+	"kwc.dev/kwc/internal/kubeletask"
+	"kwc.dev/kwc/internal/verdict"
 )
 
 // Kubelet is where the node's kubelet listens: the address is discovered from the
 // cluster under test (the node's InternalIP, or the workspace pod's status.hostIP),
 // never configured to point elsewhere.
-type Kubelet struct {
-	Host         string
-	SecurePort   int // 10250
-	ReadOnlyPort int // 10255
-	// Token is the workspace identity's token, when one exists (a misconfiguration).
-	Token string
+type Kubelet = kubeletask.Request
+
+// CheckKubelet asks the kubelet from here (the harness) and judges the answers.
+func CheckKubelet(ctx context.Context, k Kubelet) verdict.Finding {
+	return JudgeKubelet(kubeletask.Ask(ctx, k))
 }
 
-// CheckKubelet asks the kubelet, anonymously and with the workspace's token if any,
-// for its pod list, and checks that the read-only port is closed. It reads only
-// (GET /pods); it never calls /run or /exec.
-func CheckKubelet(ctx context.Context, k Kubelet) verdict.Finding {
+// JudgeKubelet decides the kubelet check from its answers, wherever they were asked
+// (kwc-probe asks from inside the workspace): any 200 on /pods, or a read-only port
+// that answers at all, is a path to the node.
+func JudgeKubelet(answers []kubeletask.Answer) verdict.Finding {
 	f := verdict.Finding{ID: "A04-kubelet-api", Title: "the kubelet refuses anonymous and workspace requests; its read-only port is closed", Techniques: []string{"T27", "P14"}}
-	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
-		// The kubelet's serving certificate is its own; kwc asks only whether it answers.
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec
-	}}
 	var open []string
-	get := func(url, token string) (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return 0, err
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-	secure := "https://" + net.JoinHostPort(k.Host, strconv.Itoa(k.SecurePort)) + "/pods"
-	for _, who := range []struct{ name, token string }{{"anonymous", ""}, {"the workspace token", k.Token}} {
-		if who.name != "anonymous" && who.token == "" {
-			continue
-		}
-		code, err := get(secure, who.token)
+	for _, a := range answers {
+		readOnly := strings.HasPrefix(a.URL, "http://")
 		switch {
-		case err != nil:
-			f.Evidence = append(f.Evidence, fmt.Sprintf("GET %s as %s: %v", secure, who.name, err))
-		case code == http.StatusOK:
-			open = append(open, "GET /pods on "+strconv.Itoa(k.SecurePort)+" as "+who.name)
-			f.Evidence = append(f.Evidence, fmt.Sprintf("GET %s as %s: 200", secure, who.name))
+		case a.Err != "":
+			f.Evidence = append(f.Evidence, fmt.Sprintf("GET %s as %s: %s", a.URL, a.As, a.Err))
+		case readOnly:
+			open = append(open, fmt.Sprintf("the read-only port answers (%d)", a.Status))
+			f.Evidence = append(f.Evidence, fmt.Sprintf("GET %s: %d", a.URL, a.Status))
+		case a.Status == 200:
+			open = append(open, "GET /pods as "+a.As)
+			f.Evidence = append(f.Evidence, fmt.Sprintf("GET %s as %s: 200", a.URL, a.As))
 		default:
-			f.Evidence = append(f.Evidence, fmt.Sprintf("GET %s as %s: %d", secure, who.name, code))
+			f.Evidence = append(f.Evidence, fmt.Sprintf("GET %s as %s: %d", a.URL, a.As, a.Status))
 		}
 	}
-	ro := "http://" + net.JoinHostPort(k.Host, strconv.Itoa(k.ReadOnlyPort)) + "/pods"
-	if code, err := get(ro, ""); err == nil {
-		open = append(open, fmt.Sprintf("the read-only port %d answers (%d)", k.ReadOnlyPort, code))
-		f.Evidence = append(f.Evidence, fmt.Sprintf("GET %s: %d", ro, code))
-	} else {
-		f.Evidence = append(f.Evidence, fmt.Sprintf("GET %s: %v", ro, err))
+	if len(answers) == 0 {
+		f.Result, f.Reason = verdict.Error, "no answer recorded"
+		return f
 	}
 	if len(open) > 0 {
 		f.Result, f.Reason = verdict.Reached, strings.Join(open, "; ")

@@ -53,8 +53,9 @@ func DecodeAdvisories(b []byte) ([]Advisory, error) {
 // Node is what the node agent recorded.
 type Node struct {
 	KataVersion string
-	// Containerd is the merged containerd configuration (or kata-deploy's drop-in).
-	Containerd []byte
+	// Containerd is containerd's configuration by path: the main file and every file
+	// it imports (kata-deploy's drop-in among them).
+	Containerd map[string][]byte
 	// KataConfigs are Kata configuration files by path.
 	KataConfigs map[string][]byte
 	// Processes are command lines of Kata's host-side processes (virtiofsd, VMMs).
@@ -75,10 +76,22 @@ var DangerousAnnotations = map[string]string{
 	".*":                   "allows every hypervisor annotation",
 }
 
-// Check runs every configuration check.
+// Check runs every configuration check. On a node with no Kata at all (no version, no
+// Kata runtime in containerd, no Kata configuration file) each is not applicable.
 func Check(n Node, advisories []Advisory) []verdict.Finding {
 	runtimes, rerr := containerdKataRuntimes(n.Containerd)
 	configs, cerr := parseKata(n.KataConfigs)
+	if n.KataVersion == "" && rerr == nil && len(runtimes) == 0 && len(n.KataConfigs) == 0 {
+		out := []verdict.Finding{checkVersion("-", nil), checkHostDevices(nil, nil), checkAnnotations(nil, nil), checkVirtiofsd(nil, nil, nil), checkDebugConsole(nil, nil)}
+		for i := range out {
+			out[i].Result, out[i].Reason, out[i].Evidence = verdict.NotApplicable, "no Kata on this node: no version, no Kata runtime in containerd's configuration, no Kata configuration file", nil
+		}
+		for _, a := range advisories {
+			out[0].Techniques = append(out[0].Techniques, a.Techniques...)
+		}
+		out[0].Techniques = dedupe(out[0].Techniques)
+		return out
+	}
 	return []verdict.Finding{
 		checkVersion(n.KataVersion, advisories),
 		checkHostDevices(runtimes, rerr),
@@ -131,10 +144,23 @@ type runtimeEntry struct {
 
 // containerdKataRuntimes finds Kata runtime entries in a containerd 1.x (config
 // version 2) or 2.x (version 3) configuration.
-func containerdKataRuntimes(b []byte) ([]runtimeEntry, error) {
-	if len(b) == 0 {
+func containerdKataRuntimes(files map[string][]byte) ([]runtimeEntry, error) {
+	if len(files) == 0 {
 		return nil, errors.New("no containerd configuration recorded")
 	}
+	var out []runtimeEntry
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		rts, err := kataRuntimesIn(files[p])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		out = append(out, rts...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+func kataRuntimesIn(b []byte) ([]runtimeEntry, error) {
 	var doc map[string]any
 	if err := toml.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("parsing the containerd configuration: %w", err)
@@ -161,7 +187,6 @@ func containerdKataRuntimes(b []byte) ([]runtimeEntry, error) {
 			out = append(out, e)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, nil
 }
 

@@ -22,7 +22,7 @@ func recorded(t *testing.T, name string) Node {
 		}
 		return b
 	}
-	n := Node{KataVersion: strings.TrimSpace(string(read("kata-version"))), Containerd: read("containerd.toml"), KataConfigs: map[string][]byte{}}
+	n := Node{KataVersion: strings.TrimSpace(string(read("kata-version"))), Containerd: map[string][]byte{"/etc/containerd/config.toml": read("containerd.toml")}, KataConfigs: map[string][]byte{}}
 	cfgs, _ := fs.Glob(fsys, "configuration-*.toml")
 	for _, c := range cfgs {
 		n.KataConfigs["/opt/kata/share/defaults/kata-containers/"+c] = read(c)
@@ -86,13 +86,33 @@ func TestVersionOrdering(t *testing.T) {
 }
 
 func TestNoKataRuntimeIsNotApplicable(t *testing.T) {
-	n := Node{KataVersion: "4.1.0", Containerd: []byte("version = 3\n[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc]\nruntime_type = \"io.containerd.runc.v2\"\n"),
+	n := Node{KataVersion: "4.1.0", Containerd: map[string][]byte{"/etc/containerd/config.toml": []byte("version = 3\n[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc]\nruntime_type = \"io.containerd.runc.v2\"\n")},
 		KataConfigs: map[string][]byte{"c.toml": []byte("[hypervisor.qemu]\n")}}
 	if f := Check(n, nil)[1]; f.Result != verdict.NotApplicable {
 		t.Fatalf("%+v", f)
 	}
-	n.Containerd = []byte("not toml [")
-	if f := Check(n, nil)[1]; f.Result != verdict.Error {
-		t.Fatalf("an unparseable configuration is an error, never a pass: %+v", f)
+	n.Containerd["/etc/containerd/conf.d/kata-deploy.toml"] = []byte("not toml [")
+	if f := Check(n, nil)[1]; f.Result != verdict.Error || !strings.Contains(f.Reason, "kata-deploy.toml") {
+		t.Fatalf("an unparseable configuration is an error naming the file, never a pass: %+v", f)
+	}
+}
+
+// A node without Kata (a runc-only cluster) answers not applicable, each with why.
+func TestNodeWithoutKata(t *testing.T) {
+	n := Node{Containerd: map[string][]byte{"/etc/containerd/config.toml": []byte("version = 2\n")}}
+	for _, f := range Check(n, advisories(t)) {
+		if f.Result != verdict.NotApplicable || !strings.Contains(f.Reason, "no Kata on this node") || f.ID == "" || len(f.Techniques) == 0 {
+			t.Errorf("%+v", f)
+		}
+	}
+}
+
+// A drop-in is read like the main file: a misconfigured kata-deploy drop-in is found.
+func TestDropInIsChecked(t *testing.T) {
+	safe := recorded(t, "safe")
+	bad := recorded(t, "misconfigured")
+	safe.Containerd["/opt/kata/containerd/config.d/kata-deploy.toml"] = bad.Containerd["/etc/containerd/config.toml"]
+	if f := Check(safe, advisories(t))[1]; f.Result != verdict.Reached {
+		t.Fatalf("%+v", f)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"path"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -22,8 +23,12 @@ import (
 	"kwc.dev/kwc/fixtures"
 )
 
-// Image is the agent's image: one layer holding /kwc-agent.
-func Image(agent []byte) (v1.Image, error) {
+// Image is the agent's image: base (busybox, for the tar and timeout that exec and
+// copy use, as in any pod) plus one layer holding /kwc-agent.
+func Image(agent []byte, base v1.Image) (v1.Image, error) {
+	if base == nil {
+		base = empty.Image
+	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "kwc-agent", Mode: 0o755, Size: int64(len(agent)), ModTime: time.Unix(0, 0)}); err != nil {
@@ -49,7 +54,7 @@ func Image(agent []byte) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent layer: %w", err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	img, err := mutate.AppendLayers(base, layer)
 	if err != nil {
 		return nil, err
 	}
@@ -64,22 +69,49 @@ func Image(agent []byte) (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
-// DaemonSet is the agent's DaemonSet for a run: namespace, image and run id set.
-func DaemonSet(namespace, image, runID string) (*appsv1.DaemonSet, error) {
+// Agent says where and how the agent runs.
+type Agent struct {
+	Namespace, Image, RunID string
+	// ContainerdSocket is containerd's socket on the nodes; its folder is mounted at
+	// the same path, so the agent can record containerd's identity.
+	ContainerdSocket string
+}
+
+// DaemonSet is the agent's DaemonSet for a run: namespace, image, run id and the
+// containerd socket's folder set.
+func DaemonSet(a Agent) (*appsv1.DaemonSet, error) {
+	if a.ContainerdSocket == "" {
+		a.ContainerdSocket = "/run/containerd/containerd.sock"
+	}
+	sockDir := path.Dir(a.ContainerdSocket)
 	ds := &appsv1.DaemonSet{}
 	err := decoder.DecodeFile(fixtures.Manifests(), "node-agent.yaml", ds,
-		decoder.MutateNamespace(namespace),
-		decoder.MutateLabels(map[string]string{"dev.kwc.run": runID}),
+		decoder.MutateNamespace(a.Namespace),
+		decoder.MutateLabels(map[string]string{"dev.kwc.run": a.RunID}),
 		decoder.MutateOption(func(obj k8s.Object) error {
 			d := obj.(*appsv1.DaemonSet)
-			c := &d.Spec.Template.Spec.Containers[0]
-			c.Image = image
-			for i, a := range c.Command {
-				if a == "RUN" {
-					c.Command[i] = runID
+			spec := &d.Spec.Template.Spec
+			c := &spec.Containers[0]
+			c.Image = a.Image
+			for i, arg := range c.Command {
+				switch arg {
+				case "RUN":
+					c.Command[i] = a.RunID
+				case "CONTAINERD_SOCKET":
+					c.Command[i] = a.ContainerdSocket
 				}
 			}
-			d.Spec.Template.Labels["dev.kwc.run"] = runID
+			for i := range c.VolumeMounts {
+				if c.VolumeMounts[i].Name == "containerd" {
+					c.VolumeMounts[i].MountPath = sockDir
+				}
+			}
+			for i := range spec.Volumes {
+				if spec.Volumes[i].Name == "containerd" {
+					spec.Volumes[i].HostPath.Path = sockDir
+				}
+			}
+			d.Spec.Template.Labels["dev.kwc.run"] = a.RunID
 			return nil
 		}))
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 )
 
 func TestImageHoldsTheAgent(t *testing.T) {
-	img, err := Image([]byte("\x7fELF fake"))
+	img, err := Image([]byte("\x7fELF fake"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestImageHoldsTheAgent(t *testing.T) {
 }
 
 func TestDaemonSetForARun(t *testing.T) {
-	ds, err := DaemonSet("kwc-r1-agent", "127.0.0.1/kwc/node-agent:r1", "r1")
+	ds, err := DaemonSet(Agent{Namespace: "kwc-r1-agent", Image: "127.0.0.1/kwc/node-agent:r1", RunID: "r1", ContainerdSocket: "/tmp/kwc-local/containerd/containerd.sock"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,12 +52,17 @@ func TestDaemonSetForARun(t *testing.T) {
 	switch {
 	case ds.Namespace != "kwc-r1-agent":
 		t.Error("namespace not set")
-	case c.Image != "127.0.0.1/kwc/node-agent:r1" || !slices.Equal(c.Command, []string{"/kwc-agent", "hold", "--run", "r1"}):
+	case c.Image != "127.0.0.1/kwc/node-agent:r1" || !slices.Equal(c.Command, []string{"/kwc-agent", "hold", "--run", "r1", "--containerd-socket", "/tmp/kwc-local/containerd/containerd.sock"}):
 		t.Errorf("image or run id not set: %v %v", c.Image, c.Command)
 	case !spec.HostPID || !spec.HostNetwork || !spec.HostIPC || !*c.SecurityContext.Privileged:
 		t.Error("the agent must share the node's namespaces, privileged, to plant on the node")
 	case ds.Labels["dev.kwc.run"] != "r1":
 		t.Error("the run label lets cleanup find it")
+	}
+	for _, v := range spec.Volumes {
+		if v.Name == "containerd" && v.HostPath.Path != "/tmp/kwc-local/containerd" {
+			t.Errorf("the containerd volume must be the socket's folder, got %s", v.HostPath.Path)
+		}
 	}
 }
 
@@ -67,7 +72,7 @@ func TestTheAPIServerAcceptsTheAgent(t *testing.T) {
 	if err := c.Resources().Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
-	ds, err := DaemonSet(ns.Name, "127.0.0.1/kwc/node-agent:r1", "r1")
+	ds, err := DaemonSet(Agent{Namespace: ns.Name, Image: "127.0.0.1/kwc/node-agent:r1", RunID: "r1"})
 	if err != nil {
 		t.Fatal(err)
 	}

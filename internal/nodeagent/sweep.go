@@ -2,12 +2,15 @@ package nodeagent
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"kwc.dev/kwc/internal/probe"
 )
@@ -17,32 +20,50 @@ import (
 // the engine changes them for every container it starts.
 type Snapshot map[string]string
 
-// TakeSnapshot records the node's state now.
-func TakeSnapshot() Snapshot {
+// TakeSnapshot records the node's state now, from the node's own root.
+func TakeSnapshot() Snapshot { return TakeSnapshotAt("/") }
+
+// KataGuestAssets are where Kata keeps the guest kernels and images every VM boots: a
+// write there reaches every later workspace.
+var KataGuestAssets = []string{"/opt/kata/share/kata-containers/*"}
+
+// TakeSnapshotAt records the state of the node whose root filesystem is at root (the
+// agent passes /proc/1/root: it shares the node's PID namespace, not its mounts).
+// Keys are node paths, whatever root is.
+func TakeSnapshotAt(root string) Snapshot {
+	at := func(p string) string { return filepath.Join(root, p) }
 	s := Snapshot{}
 	for _, k := range []string{"core_pattern", "modprobe", "hostname", "domainname", "hotplug", "poweroff_cmd"} {
 		if b, err := os.ReadFile("/proc/sys/kernel/" + k); err == nil {
 			s["sysctl kernel."+k] = strings.TrimSpace(string(b))
 		}
 	}
-	agents, _ := filepath.Glob("/sys/fs/cgroup/*/release_agent")
+	agents, _ := filepath.Glob(at("/sys/fs/cgroup/*/release_agent"))
 	for _, a := range agents {
 		if b, err := os.ReadFile(a); err == nil {
-			s[a] = strings.TrimSpace(string(b))
+			s[strings.TrimPrefix(a, strings.TrimSuffix(root, "/"))] = strings.TrimSpace(string(b))
 		}
 	}
 	for _, f := range []string{"/etc/crontab", "/etc/passwd", "/etc/shadow", "/etc/sudoers", "/etc/ld.so.preload"} {
-		s[f] = fileHash(f)
+		s[f] = fileHash(at(f))
+	}
+	for _, pattern := range KataGuestAssets {
+		files, _ := filepath.Glob(at(pattern))
+		for _, f := range files {
+			if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
+				s["kata asset "+strings.TrimPrefix(f, strings.TrimSuffix(root, "/"))] = fileHash(f)
+			}
+		}
 	}
 	for _, d := range []string{"/etc/cron.d", "/etc/cron.hourly", "/etc/sudoers.d", "/root/.ssh"} {
-		entries, err := os.ReadDir(d)
+		entries, err := os.ReadDir(at(d))
 		if err != nil {
 			s[d+"/"] = "absent"
 			continue
 		}
 		var parts []string
 		for _, e := range entries {
-			parts = append(parts, e.Name()+"="+fileHash(filepath.Join(d, e.Name())))
+			parts = append(parts, e.Name()+"="+fileHash(filepath.Join(at(d), e.Name())))
 		}
 		sort.Strings(parts)
 		s[d+"/"] = strings.Join(parts, ",")
@@ -80,4 +101,33 @@ func Diff(before, after Snapshot) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// RemoveKeys invalidates the canary keys of runs matching pattern (a run id, or * for
+// all) in root's user keyring, which a killed agent leaves behind.
+func RemoveKeys(pattern string) ([]string, error) {
+	buf := make([]byte, 4096)
+	n, err := unix.KeyctlBuffer(unix.KEYCTL_READ, unix.KEY_SPEC_USER_KEYRING, buf, 0)
+	if err != nil {
+		return nil, fmt.Errorf("reading root's user keyring: %w", err)
+	}
+	n = min(n, len(buf))
+	var removed []string
+	for i := 0; i+4 <= n; i += 4 {
+		id := int(binary.NativeEndian.Uint32(buf[i:]))
+		desc, err := unix.KeyctlString(unix.KEYCTL_DESCRIBE, id)
+		if err != nil {
+			continue
+		}
+		parts := strings.Split(desc, ";")
+		name := parts[len(parts)-1]
+		if ok, _ := filepath.Match(Marker(pattern), name); !ok || parts[0] != "user" {
+			continue
+		}
+		if _, err := unix.KeyctlInt(unix.KEYCTL_INVALIDATE, id, 0, 0, 0); err != nil {
+			return removed, fmt.Errorf("invalidating key %s: %w", name, err)
+		}
+		removed = append(removed, name)
+	}
+	return removed, nil
 }

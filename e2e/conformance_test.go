@@ -88,8 +88,12 @@ var _ = Describe("kwc conformance", Ordered, ContinueOnFailure, func() {
 			}
 			if lane.Measures(framework.LabelEscape) {
 				specs.EscapeSpec(func() specs.EscapeSpecInput {
-					return specs.EscapeSpecInput{Suite: suite, Lane: lane, Workspace: ws, Tools: tools,
-						Agent: agent, AgentError: agentErr, ProbeBin: probeBin, Controls: controls, NodeReference: nodeRef}
+					in := specs.EscapeSpecInput{Suite: suite, Lane: lane, Workspace: ws, Tools: tools,
+						ProbeBin: probeBin, Controls: controls, NonKernel: nonKernel()}
+					if ws != nil {
+						in.Node, in.NodeReference, in.NodeError = nodeOf(ws)
+					}
+					return in
 				})
 			}
 		})

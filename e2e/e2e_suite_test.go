@@ -17,28 +17,38 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"kwc.dev/kwc/dockerfiles"
 	"kwc.dev/kwc/e2e/framework"
 	"kwc.dev/kwc/e2e/specs"
+
 	"kwc.dev/kwc/internal/baseimage"
+	"kwc.dev/kwc/internal/clusterrun"
+	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/engineimage"
+	"kwc.dev/kwc/internal/imagepush"
 	"kwc.dev/kwc/internal/kubeagent"
 	"kwc.dev/kwc/internal/localregistry"
 	"kwc.dev/kwc/internal/nodeagent"
 	"kwc.dev/kwc/internal/proberun"
+	"kwc.dev/kwc/internal/probespec"
 	"kwc.dev/kwc/internal/report"
+	"kwc.dev/kwc/internal/target"
+	"kwc.dev/kwc/internal/target/kubetarget"
 	"kwc.dev/kwc/internal/verdict"
 )
 
 var (
 	flags framework.Flags
-	// agent holds this run's canaries on the node; agentErr says why there are none.
-	agent    nodeagent.Canaries
+	// planted holds this run's canaries on the harness's host (docker target); agents
+	// hold them on every node (Kubernetes targets); agentErr says why there are none.
 	planted  *nodeagent.Planted
+	agents   clusterrun.Agents
 	agentErr error
 	probeBin []byte
-	// nodeRef is the probe set run on the node itself: the reference that reaches all.
-	nodeRef  []verdict.ProbeVerdict
+	// nodeRefs is the probe set run on each node itself (by node name; "" on the docker
+	// target): the reference that reaches all.
+	nodeRefs = map[string][]verdict.ProbeVerdict{}
 	controls = verdict.Controls{}
 	// suite is set in TestE2E before the tree is built: lanes shape the tree.
 	suite    *framework.Suite
@@ -114,8 +124,12 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	var probePath string
 	probeBin, probePath, err = proberun.Build(ctx, GinkgoT().TempDir())
 	Expect(err).NotTo(HaveOccurred(), "building kwc-probe")
-	if suite.Kind != nil {
+	switch {
+	case suite.Kind != nil:
 		setUpKind(ctx)
+		return
+	case suite.Cluster != nil:
+		setUpCluster(ctx)
 		return
 	}
 	// Canaries go down before any workspace starts: a privileged container sees the
@@ -125,21 +139,62 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	planted, agentErr = nodeagent.Plant(nodeagent.Options{RunID: suite.RunID, Sockets: sockets, EngineID: engineID, Logf: suite.Logf})
 	if agentErr != nil {
 		suite.Logf("escape probes will be inconclusive: %v", agentErr)
-	} else {
-		agent = planted
-		suite.Recorder.SetEnv(map[string]string{"canaries": strings.Join(agent.Inventory(), "; "), "node.bootID": agent.Facts()["bootID"], "node.kernel": agent.Facts()["kernel"], "node.cgroupMode": agent.Facts()["cgroupMode"]})
-		res, err := proberun.OnNode(ctx, probePath, agent.Spec())
-		Expect(err).NotTo(HaveOccurred(), "running kwc-probe on the node as the reference")
-		nodeRef = verdict.JudgeAll(res, agent.Facts(), verdict.Secret{Marker: agent.Spec().Marker, Token: agent.Token()})
-		var missed []string
-		for _, v := range nodeRef {
-			if v.Result != verdict.Reached && v.Result != verdict.NotApplicable {
-				missed = append(missed, v.ID+" "+string(v.Result))
-			}
-		}
-		suite.Recorder.SetEnv(map[string]string{"node.probeReference": fmt.Sprintf("%d probes, not reached on the node: %v", len(nodeRef), missed)})
+		return
 	}
+	suite.Recorder.SetEnv(map[string]string{"canaries": strings.Join(planted.Inventory(), "; "), "node.bootID": planted.Facts()["bootID"], "node.kernel": planted.Facts()["kernel"], "node.cgroupMode": planted.Facts()["cgroupMode"]})
+	res, err := proberun.OnNode(ctx, probePath, planted.Spec())
+	Expect(err).NotTo(HaveOccurred(), "running kwc-probe on the node as the reference")
+	recordReference("", planted, res)
 }, NodeTimeout(cfgTimeout("build", "image")+cfgTimeout("kind", "setup")))
+
+// recordReference judges the probe set's run on a node itself and records which
+// probes it did not reach there.
+func recordReference(node string, c nodeagent.Canaries, res probespec.Result) {
+	ref := verdict.JudgeAll(res, c.Facts(), verdict.Secret{Marker: c.Spec().Marker, Token: c.Token()})
+	nodeRefs[node] = ref
+	var missed []string
+	for _, v := range ref {
+		if v.Result != verdict.Reached && v.Result != verdict.NotApplicable {
+			missed = append(missed, v.ID+" "+string(v.Result))
+		}
+	}
+	key := "node.probeReference"
+	if node != "" {
+		key = "node." + node + ".probeReference"
+	}
+	suite.Recorder.SetEnv(map[string]string{key: fmt.Sprintf("%d probes, not reached on the node: %v", len(ref), missed)})
+}
+
+// nodeOf returns the node side of a workspace and the probe reference on that node.
+func nodeOf(ws target.Workspace) (specs.Node, []verdict.ProbeVerdict, error) {
+	if planted != nil {
+		return planted, nodeRefs[""], nil
+	}
+	if agents == nil {
+		return nil, nil, agentErr
+	}
+	n := kubetarget.NodeOf(ws)
+	a, ok := agents[n]
+	if !ok {
+		return nil, nil, fmt.Errorf("no node agent holds canaries on node %q", n)
+	}
+	return a, nodeRefs[n], nil
+}
+
+// nonKernel is the escape spec's cluster questions on the Kubernetes targets.
+func nonKernel() func(context.Context, target.Workspace) []verdict.Finding {
+	if suite.Cluster == nil {
+		return nil
+	}
+	version := suite.KataVersion
+	if suite.Kind != nil {
+		version = suite.Config.Kata.Version
+	}
+	return func(ctx context.Context, ws target.Workspace) []verdict.Finding {
+		return specs.NonKernelFindings(ctx, specs.NonKernelInput{Target: suite.Cluster.Target, Agent: agents[kubetarget.NodeOf(ws)],
+			KataVersion: version, Timeout: config.Duration{Duration: suite.Config.Interval("escape", "probe")}}, ws)
+	}
+}
 
 // setupStep fails the setup with what it was doing, and records why the run did not
 // complete in the report.
@@ -151,31 +206,72 @@ func setupStep(err error, doing string) {
 	Expect(err).NotTo(HaveOccurred(), doing)
 }
 
-// setUpKind puts the run's images into the kind nodes, installs Kata and starts the
-// node agent, whose canaries the escape specs judge against.
+// setUpKind puts the run's images into the kind nodes and installs Kata, then starts
+// the node agents.
 func setUpKind(ctx context.Context) {
 	cfg := suite.Config
 	cli := suite.Docker.Client()
 	err := suite.Kind.LoadArchive(cfg.Images.Workspace, func() (io.ReadCloser, error) {
 		return cli.ImageSave(ctx, []string{cfg.Images.Workspace})
 	})
-	Expect(err).NotTo(HaveOccurred(), "loading the workspace image into the kind nodes")
+	setupStep(err, "loading the workspace image into the kind nodes")
 	done := suite.Phase("kind: kata-deploy install and readiness")
 	err = suite.Kind.InstallKata(ctx, cfg.Interval("kind", "kata-ready"))
 	done()
 	setupStep(err, "installing Kata")
-	agentBin, _, err := proberun.BuildCommand(ctx, GinkgoT().TempDir(), "kwc-agent")
-	Expect(err).NotTo(HaveOccurred(), "building kwc-agent")
-	img, err := kubeagent.Image(agentBin)
-	Expect(err).NotTo(HaveOccurred())
+	img := agentImage(ctx)
 	ref := "127.0.0.1/kwc/node-agent:" + suite.RunID
-	Expect(suite.Kind.Cluster.LoadImage(img, ref)).To(Succeed(), "loading the node agent image")
-	agent, agentErr = suite.Kind.StartAgent(ctx, ref)
+	setupStep(suite.Kind.Cluster.LoadImage(img, ref), "loading the node agent image")
+	startAgents(ctx, ref)
+}
+
+// setUpCluster pushes the run's images to the registry the user named, then starts
+// the node agents.
+func setUpCluster(ctx context.Context) {
+	cfg := suite.Config
+	insecure := imagepush.Insecure(cfg.Cluster.Registry, cfg.Cluster.InsecureRegistry)
+	done := suite.Phase("cluster: push images")
+	ws, err := imagepush.FromEngine(ctx, suite.Docker.Client(), cfg.Images.Workspace, GinkgoT().TempDir())
+	setupStep(err, "reading the workspace image from the engine")
+	pinned, err := imagepush.Push(ctx, ws, cfg.Cluster.Registry+"/kwc/workspace:"+suite.RunID, insecure)
+	setupStep(err, "pushing the workspace image")
+	agentRef, err := imagepush.Push(ctx, agentImage(ctx), cfg.Cluster.Registry+"/kwc/node-agent:"+suite.RunID, insecure)
+	setupStep(err, "pushing the node agent image")
+	done()
+	suite.Logf("pushed %s and %s", pinned, agentRef)
+	suite.Recorder.SetEnv(map[string]string{"image.workspace.pushed": pinned, "image.nodeAgent": agentRef})
+	startAgents(ctx, agentRef)
+}
+
+// agentImage is the node agent's image: busybox-static and kwc-agent, made in Go.
+func agentImage(ctx context.Context) v1.Image {
+	bin, _, err := proberun.BuildCommand(ctx, GinkgoT().TempDir(), "kwc-agent")
+	setupStep(err, "building kwc-agent")
+	bb, err := baseimage.Busybox(baseimage.DefaultBusybox)
+	setupStep(err, "making the node agent's base")
+	img, err := kubeagent.Image(bin, bb)
+	setupStep(err, "making the node agent image")
+	return img
+}
+
+// startAgents runs the node agent on every node and the probe set in each agent, as
+// that node's reference. Without agents the escape criterion is inconclusive, and
+// says why.
+func startAgents(ctx context.Context, image string) {
+	done := suite.Phase("cluster: node agents and probe reference")
+	defer done()
+	agents, agentErr = suite.Cluster.StartAgent(ctx, image, 3*time.Minute)
 	if agentErr != nil {
 		suite.Logf("escape probes will be inconclusive: %v", agentErr)
 		return
 	}
-	suite.Recorder.SetEnv(map[string]string{"canaries": strings.Join(agent.Inventory(), "; "), "node.bootID": agent.Facts()["bootID"], "node.kernel": agent.Facts()["kernel"]})
+	for node, a := range agents {
+		suite.Recorder.SetEnv(map[string]string{"node." + node + ".canaries": strings.Join(a.Inventory(), "; "), "node." + node + ".kernel": a.Facts()["kernel"], "node." + node + ".bootID": a.Facts()["bootID"]})
+		Expect(proberun.Install(ctx, a.Workspace(), probeBin)).To(Succeed(), "copying kwc-probe into the node agent on %s", node)
+		res, ev, err := proberun.RunDirect(ctx, a.Workspace(), a.Spec(), suite.Config.Interval("escape", "probe"))
+		Expect(err).NotTo(HaveOccurred(), "running kwc-probe in the node agent on %s as the reference:\n%s", node, ev)
+		recordReference(node, a, res)
+	}
 }
 
 var _ = AfterSuite(func() {

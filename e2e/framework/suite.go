@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"kwc.dev/kwc/internal/clusterrun"
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/kindrun"
 	"kwc.dev/kwc/internal/localregistry"
@@ -52,6 +53,10 @@ type Suite struct {
 	Recorder *report.Recorder
 	// Kind is the kind environment on the kind target.
 	Kind *kindrun.Env
+	// Cluster is the run on a Kubernetes cluster (kind's or the user's).
+	Cluster *clusterrun.Env
+	// KataVersion is what kata-deploy annotated on the RuntimeClasses (cluster target).
+	KataVersion string
 	// Failed is set before Finish when any spec failed: kind's logs are kept then.
 	Failed bool
 	Out    io.Writer // progress lines
@@ -72,7 +77,8 @@ func NewRunID() string {
 // report.
 func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
 	s := &Suite{RunID: NewRunID(), Out: out, start: time.Now(), flags: f}
-	cfg, err := config.Load(f.Config, config.Overrides{Target: f.Target, ReportsDir: f.ReportsDir, Keep: f.Keep})
+	cfg, err := config.Load(f.Config, config.Overrides{Target: f.Target, ReportsDir: f.ReportsDir, Keep: f.Keep,
+		Registry: os.Getenv("KWC_REGISTRY"), ContainerdSocket: os.Getenv("KWC_CONTAINERD_SOCKET"), ContainerdConfig: os.Getenv("KWC_CONTAINERD_CONFIG")})
 	reportsDir := f.ReportsDir
 	if reportsDir == "" {
 		reportsDir = "reports"
@@ -107,7 +113,7 @@ func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
 	case config.TargetKind:
 		return s, s.setupKind(ctx, f.DryRun)
 	case config.TargetCluster:
-		return s, fmt.Errorf("target cluster is not available in this build yet: run the local slice with `make e2e TARGET=docker` (or --kwc.target=docker)")
+		return s, s.setupCluster(ctx, f.DryRun)
 	}
 	if f.DryRun {
 		fmt.Fprintf(s.Out, "kwc plan for target docker (dry run): lanes from the engine's runtimes; run without --kwc.dry-run to build the workspace image and start them\n")
@@ -177,7 +183,7 @@ func (s *Suite) setupKind(ctx context.Context, dryRun bool) error {
 	if err != nil {
 		return err
 	}
-	s.Target = env.Target
+	s.Target, s.Cluster = env.Target, env.Env
 	lanes := append(append([]config.Lane(nil), s.Config.Lanes...), s.Config.KataLanes()...)
 	sort.SliceStable(lanes, func(i, j int) bool { return lanes[i].Role == config.RoleControl && lanes[j].Role != config.RoleControl })
 	s.Lanes = lanes
@@ -186,6 +192,82 @@ func (s *Suite) setupKind(ctx context.Context, dryRun bool) error {
 	s.Recorder.SetEnv(map[string]string{"kind.cluster": env.Cluster.Name, "kind.nodeImage": cluster.Nodes[0].Image, "kata.version": s.Config.Kata.Version, "kata.chart": s.Config.Kata.Chart})
 	s.Recorder.SetEnv(s.Target.Describe(ctx))
 	return nil
+}
+
+// setupCluster connects to an existing cluster, installs Kata only when asked, and
+// takes its lanes from the RuntimeClasses present (or named in the config).
+func (s *Suite) setupCluster(ctx context.Context, dryRun bool) error {
+	kubeconfig, err := kubeconfigPath(s.Config.Cluster.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	// kind's node provider is also the engine that builds the images here.
+	dt, err := dockertarget.New(s.RunID, s.Config.Images.Workspace)
+	if err != nil {
+		return err
+	}
+	s.Docker = dt
+	env, err := clusterrun.New(clusterrun.Options{Config: s.Config, RunID: s.RunID, Kubeconfig: kubeconfig, Target: string(config.TargetCluster),
+		Image: s.Config.Cluster.Registry + "/kwc/workspace:" + s.RunID, Logf: s.Logf})
+	if err != nil {
+		return err
+	}
+	if err := env.Target.Preflight(ctx); err != nil {
+		return err
+	}
+	s.Target, s.Cluster = env.Target, env
+	if !dryRun {
+		if err := dt.Preflight(ctx); err != nil {
+			return fmt.Errorf("the cluster target builds the run's images with the local engine: %w", err)
+		}
+	}
+	if s.Config.Kata.Install && !dryRun {
+		defer s.Phase("cluster: kata-deploy install and readiness")()
+		if err := env.InstallKata(ctx, s.Config.Interval("kind", "kata-ready")); err != nil {
+			return err
+		}
+	}
+	rcs, kataVersion, err := env.RuntimeClasses(ctx)
+	if err != nil {
+		return err
+	}
+	lanes, err := s.Config.ClusterLanes(rcs)
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(lanes, func(i, j int) bool { return lanes[i].Role == config.RoleControl && lanes[j].Role != config.RoleControl })
+	if dryRun {
+		p, err := plan.ForCluster(s.Config, kubeconfig, lanes)
+		if err != nil {
+			return err
+		}
+		if err := p.Print(s.Out); err != nil {
+			return err
+		}
+		return ErrDryRun
+	}
+	s.Lanes, s.KataVersion = lanes, kataVersion
+	s.Recorder = report.NewRecorder(s.run, lanes)
+	s.Recorder.SetEnv(map[string]string{"cluster.kubeconfig": kubeconfig, "cluster.registry": s.Config.Cluster.Registry, "kata.version": kataVersion})
+	s.Recorder.SetEnv(s.Target.Describe(ctx))
+	return nil
+}
+
+// kubeconfigPath is the config's kubeconfig, else $KUBECONFIG, else ~/.kube/config.
+func kubeconfigPath(configured string) (string, error) {
+	p := configured
+	if p == "" {
+		p = os.Getenv("KUBECONFIG")
+	}
+	if p == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			p = filepath.Join(home, ".kube", "config")
+		}
+	}
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("the cluster target needs a kubeconfig: %q cannot be read (%v)\n  fix: set KUBECONFIG, or cluster.kubeconfig in kwc.yaml", p, err)
+	}
+	return p, nil
 }
 
 // Logf prints a timestamped progress line.
@@ -235,8 +317,13 @@ func (s *Suite) Finish(ctx context.Context) (report.Conformance, error) {
 			errs = append(errs, fmt.Errorf("cleanup: %w", err))
 		}
 	}
-	if s.Kind != nil {
+	switch {
+	case s.Kind != nil:
 		if err := s.Kind.Down(ctx, s.Failed || c.Run.Error != "", s.Config.Keep); err != nil {
+			errs = append(errs, err)
+		}
+	case s.Cluster != nil && !s.Config.Keep:
+		if err := s.Cluster.Down(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -16,20 +16,32 @@ import (
 	"kwc.dev/kwc/internal/verdict"
 )
 
+// Node is the node side of a lane: where its canaries are held and the node's state
+// is read. The harness's own host on the docker target, the node agent of the
+// workspace's node on Kubernetes.
+type Node interface {
+	nodeagent.Canaries
+	Snapshot(ctx context.Context) (nodeagent.Snapshot, error)
+}
+
 // EscapeSpecInput is what EscapeSpec needs.
 type EscapeSpecInput struct {
 	Suite     *framework.Suite
 	Lane      config.Lane
 	Workspace target.Workspace
 	Tools     *Toolbox
-	// Agent is the node agent holding this run's canaries; nil when it could not run.
-	Agent      nodeagent.Canaries
-	AgentError error
+	// Node holds this run's canaries on the workspace's node; nil when no agent could
+	// plant them there, and NodeError says why.
+	Node      Node
+	NodeError error
 	// NodeReference is the probe set's result on the node itself.
 	NodeReference []verdict.ProbeVerdict
 	ProbeBin      []byte
 	// Controls gathers what each control lane proved; controls run before subjects.
 	Controls verdict.Controls
+	// NonKernel asks the escape paths that do not cross the kernel (API, kubelet,
+	// Kata's configuration) for this workspace; nil where there is no cluster.
+	NonKernel func(ctx context.Context, ws target.Workspace) []verdict.Finding
 }
 
 // EscapeSpec runs the escape probes in the workspace, as root through sudo and nested
@@ -40,20 +52,21 @@ func EscapeSpec(inputGetter func() EscapeSpecInput) {
 		in := inputGetter()
 		Expect(in.Suite).NotTo(BeNil(), "Invalid argument. input.Suite can't be nil when calling EscapeSpec")
 		Expect(in.Workspace).NotTo(BeNil(), "Invalid argument. input.Workspace can't be nil when calling EscapeSpec: the lane's workspace did not start")
-		if in.Agent == nil {
+		if in.Node == nil {
 			c := verdict.Criterion{Verdict: verdict.Inconclusive, Rule: verdict.RuleEscapeSubject,
-				Reason: fmt.Sprintf("the node agent could not plant canaries: %v", in.AgentError), Checks: []verdict.Check{}}
+				Reason: fmt.Sprintf("the node agent could not plant canaries: %v", in.NodeError), Checks: []verdict.Check{}}
 			in.Suite.Record(in.Lane, "escape", c)
 			framework.ExpectCriterion(in.Lane, "escape", c)
 			return
 		}
 		tmo := in.Suite.Config.Interval("escape", "probe")
 		Expect(proberun.Install(ctx, in.Workspace, in.ProbeBin)).To(Succeed(), "copying kwc-probe into lane %s", in.Lane.Name)
-		spec := in.Agent.Spec()
-		node := in.Agent.Facts()
-		sec := verdict.Secret{Marker: spec.Marker, Token: in.Agent.Token()}
+		spec := in.Node.Spec()
+		node := in.Node.Facts()
+		sec := verdict.Secret{Marker: spec.Marker, Token: in.Node.Token()}
 
-		before := nodeagent.TakeSnapshot()
+		before, err := in.Node.Snapshot(ctx)
+		Expect(err).NotTo(HaveOccurred(), "reading the node's state before lane %s", in.Lane.Name)
 		res, ev, err := proberun.Run(ctx, in.Workspace, spec, tmo)
 		Expect(err).NotTo(HaveOccurred(), "running kwc-probe in lane %s:\n%s", in.Lane.Name, ev)
 		contexts := map[string][]verdict.ProbeVerdict{"base": verdict.JudgeAll(res, node, sec)}
@@ -68,11 +81,18 @@ func EscapeSpec(inputGetter func() EscapeSpecInput) {
 		if in.Suite.Config.Probes.Nested && in.Tools != nil && in.Lane.Measures(framework.LabelRun) {
 			contexts["nested"] = nested(ctx, in, node, sec)
 		}
-		diff := nodeagent.Diff(before, nodeagent.TakeSnapshot())
+		var findings []verdict.Finding
+		if in.NonKernel != nil {
+			findings = in.NonKernel(ctx, in.Workspace)
+		}
+		after, err := in.Node.Snapshot(ctx)
+		Expect(err).NotTo(HaveOccurred(), "reading the node's state after lane %s", in.Lane.Name)
+		diff := nodeagent.Diff(before, after)
 		if in.Lane.Role == config.RoleControl {
 			verdict.ControlsFrom(in.Controls, in.Lane.Control, contexts["base"])
 		}
-		crit := verdict.EscapeCriterion(verdict.EscapeLane{Lane: in.Lane, Contexts: contexts, HostDiff: diff, Controls: in.Controls, Node: verdict.ResultsByID(in.NodeReference)})
+		crit := verdict.EscapeCriterion(verdict.EscapeLane{Lane: in.Lane, Contexts: contexts, HostDiff: diff, Controls: in.Controls,
+			Node: verdict.ResultsByID(in.NodeReference), Findings: findings})
 		in.Suite.Record(in.Lane, "escape", crit)
 		framework.ExpectCriterion(in.Lane, "escape", crit)
 	})
@@ -88,7 +108,7 @@ func nested(ctx context.Context, in EscapeSpecInput, node map[string]string, sec
 			setup = append(setup, fmt.Sprintf("%s: %v%v", tool, err, unusable))
 		}
 	}
-	res, ev, applicable, err := proberun.Nested(ctx, in.Workspace, in.Agent.Spec(), in.Tools.BaseRef(), in.Suite.Config.Interval("escape", "probe"))
+	res, ev, applicable, err := proberun.Nested(ctx, in.Workspace, in.Node.Spec(), in.Tools.BaseRef(), in.Suite.Config.Interval("escape", "probe"))
 	Expect(err).NotTo(HaveOccurred(), "running nested kwc-probe in lane %s:\n%s", in.Lane.Name, ev)
 	if !applicable {
 		reason := "the workspace could not start a privileged container: " + lastLine(ev)

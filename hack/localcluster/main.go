@@ -4,8 +4,8 @@
 //
 //	go run ./hack/localcluster --dir /tmp/kwc-local --env /tmp/kwc-local.env
 //
-// Once the node is Ready it writes the env file (KUBECONFIG=..., KWC_REGISTRY=...,
-// KWC_CONTAINERD_SOCKET=...), which callers wait for and source.
+// Once the node is Ready it writes the env file (KUBECONFIG, KWC_REGISTRY, KWC_CONTAINERD_SOCKET,
+// KWC_CONTAINERD_CONFIG), which callers wait for and source.
 package main
 
 import (
@@ -22,7 +22,7 @@ import (
 
 func main() {
 	dir := flag.String("dir", "/tmp/kwc-local", "folder the cluster lives in (removed on exit)")
-	env := flag.String("env", "", "file to write KUBECONFIG, KWC_REGISTRY and KWC_CONTAINERD_SOCKET to once the node is Ready")
+	env := flag.String("env", "", "file to write KUBECONFIG, KWC_REGISTRY, KWC_CONTAINERD_SOCKET and KWC_CONTAINERD_CONFIG to once the node is Ready")
 	flag.Parse()
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
@@ -37,7 +37,7 @@ func main() {
 	}
 	logf("local cluster: node %s Ready in %s; kubeconfig %s, registry %s", localcluster.NodeName, time.Since(start).Round(time.Second), c.Kubeconfig, c.Registry.Host())
 	if *env != "" {
-		s := fmt.Sprintf("KUBECONFIG=%s\nKWC_REGISTRY=%s\nKWC_CONTAINERD_SOCKET=%s\n", c.Kubeconfig, c.Registry.Host(), c.ContainerdSocket)
+		s := fmt.Sprintf("KUBECONFIG=%s\nKWC_REGISTRY=%s\nKWC_CONTAINERD_SOCKET=%s\nKWC_CONTAINERD_CONFIG=%s\n", c.Kubeconfig, c.Registry.Host(), c.ContainerdSocket, c.ContainerdConfig)
 		if err := os.WriteFile(*env, []byte(s), 0o644); err != nil {
 			logf("localcluster: %v", err)
 			cancel()

@@ -61,10 +61,10 @@ type Cluster struct {
 	Kubeconfig string
 	// Registry serves images to the node over plain HTTP on 127.0.0.1.
 	Registry *localregistry.Registry
-	// ContainerdSocket is the node's CRI socket.
-	ContainerdSocket string
-	procs            []*exec.Cmd
-	bridgeMade       bool
+	// ContainerdSocket is the node's CRI socket; ContainerdConfig its configuration.
+	ContainerdSocket, ContainerdConfig string
+	procs                              []*exec.Cmd
+	bridgeMade                         bool
 }
 
 // Prerequisites lists what is missing on this host, each with its fix.
@@ -104,7 +104,8 @@ func Up(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	c = &Cluster{o: o, ContainerdSocket: filepath.Join(o.Dir, "containerd", "containerd.sock"), Kubeconfig: filepath.Join(o.Dir, "kubeconfig")}
+	c = &Cluster{o: o, ContainerdSocket: filepath.Join(o.Dir, "containerd", "containerd.sock"),
+		ContainerdConfig: filepath.Join(o.Dir, "containerd", "config.toml"), Kubeconfig: filepath.Join(o.Dir, "kubeconfig")}
 	defer func() {
 		if err != nil {
 			c.Down(context.Background())
@@ -193,13 +194,13 @@ func (c *Cluster) startContainerd(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(c.path("containerd", "config.toml"), cfg, 0o644); err != nil {
+	if err := os.WriteFile(c.ContainerdConfig, cfg, 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(c.path("cni", "10-kwc-local.conflist"), cniConfig(), 0o644); err != nil {
 		return err
 	}
-	if err := c.run("containerd", "containerd", "--config", c.path("containerd", "config.toml")); err != nil {
+	if err := c.run("containerd", "containerd", "--config", c.ContainerdConfig); err != nil {
 		return err
 	}
 	return c.waitFor(ctx, "containerd", 30*time.Second, func() error {

@@ -82,12 +82,22 @@ func Install(ctx context.Context, ws target.Workspace, bin []byte) error {
 // Run runs the probe set in the workspace as root through sudo; where sudo is refused
 // it runs as the workspace user, and says so.
 func Run(ctx context.Context, ws target.Workspace, spec probespec.Spec, timeout time.Duration) (probespec.Result, string, error) {
+	return run(ctx, ws, spec, timeout, [][]string{{"sudo", "-n", Binary, "--spec", "-"}, {Binary, "--spec", "-"}})
+}
+
+// RunDirect runs the probe set as the container's own user, for a place that is root
+// already and has no sudo (the node agent's pod, as the node's reference).
+func RunDirect(ctx context.Context, ws target.Workspace, spec probespec.Spec, timeout time.Duration) (probespec.Result, string, error) {
+	return run(ctx, ws, spec, timeout, [][]string{{Binary, "--spec", "-"}})
+}
+
+func run(ctx context.Context, ws target.Workspace, spec probespec.Spec, timeout time.Duration, cmds [][]string) (probespec.Result, string, error) {
 	in, err := json.Marshal(spec)
 	if err != nil {
 		return probespec.Result{}, "", err
 	}
 	var evidence strings.Builder
-	for _, cmd := range [][]string{{"sudo", "-n", Binary, "--spec", "-"}, {Binary, "--spec", "-"}} {
+	for _, cmd := range cmds {
 		r, err := ws.Exec(ctx, target.ExecRequest{Cmd: cmd, Stdin: bytes.NewReader(in), Timeout: timeout})
 		if err != nil {
 			return probespec.Result{}, evidence.String(), err
@@ -103,7 +113,7 @@ func Run(ctx context.Context, ws target.Workspace, spec probespec.Spec, timeout 
 		}
 		return res, evidence.String(), nil
 	}
-	return probespec.Result{}, evidence.String(), fmt.Errorf("kwc-probe did not run in %s, with or without sudo", ws.Name())
+	return probespec.Result{}, evidence.String(), fmt.Errorf("kwc-probe did not run in %s (tried: %s)", ws.Name(), evidence.String())
 }
 
 // Nested runs the probe set inside a privileged container started by the workspace's

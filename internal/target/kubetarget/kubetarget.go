@@ -115,7 +115,19 @@ func (t *Target) Describe(ctx context.Context) map[string]string {
 // does not, the error carries the pod's phase, conditions, container states and
 // events: what explains a stuck workspace without a re-run.
 func (t *Target) StartWorkspace(ctx context.Context, lane config.Lane) (target.Workspace, error) {
-	objs, err := kubeworkspace.Build(kubeworkspace.Options{RunID: t.o.RunID, Lane: lane, Image: t.o.Image, ImageStore: t.o.ImageStore, ContainerdSocket: t.o.ContainerdSocket})
+	o := kubeworkspace.Options{RunID: t.o.RunID, Lane: lane, Image: t.o.Image, ImageStore: t.o.ImageStore, ContainerdSocket: t.o.ContainerdSocket}
+	if lane.Runtime != "" && lane.Runtime != "default" {
+		// The quota must hold the class's own overhead, whatever it is.
+		var rc nodev1.RuntimeClass
+		if err := t.kc.Resources().Get(ctx, lane.Runtime, "", &rc); err != nil {
+			return nil, fmt.Errorf("lane %s: reading RuntimeClass %s: %w", lane.Name, lane.Runtime, err)
+		}
+		o.Overhead = corev1.ResourceList{}
+		if rc.Overhead != nil {
+			o.Overhead = rc.Overhead.PodFixed
+		}
+	}
+	objs, err := kubeworkspace.Build(o)
 	if err != nil {
 		return nil, err
 	}
@@ -129,12 +141,30 @@ func (t *Target) StartWorkspace(ctx context.Context, lane config.Lane) (target.W
 			return nil, fmt.Errorf("lane %s: creating %T %s: %w", lane.Name, o, o.GetName(), err)
 		}
 	}
-	ws := &workspace{t: t, lane: lane, ns: objs.Pod.Namespace, pod: objs.Pod.Name}
+	ws := &workspace{t: t, lane: lane, ns: objs.Pod.Namespace, pod: objs.Pod.Name, container: kubeworkspace.ContainerName}
 	err = wait.For(conditions.New(t.kc.Resources()).PodRunning(objs.Pod), wait.WithTimeout(t.o.StartTimeout), wait.WithInterval(2*time.Second), wait.WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("lane %s: the workspace pod did not run within %s: %s", lane.Name, t.o.StartTimeout, ws.explain(context.WithoutCancel(ctx)))
 	}
+	var p corev1.Pod
+	if err := t.kc.Resources().Get(ctx, ws.pod, ws.ns, &p); err == nil {
+		ws.node = p.Spec.NodeName
+	}
 	return ws, nil
+}
+
+// Pod is a handle on a running pod's container that is not a workspace (the node
+// agent's), with the same exec and copy; Stop leaves it alone.
+func (t *Target) Pod(ns, pod, container, node string) target.Workspace {
+	return &workspace{t: t, lane: config.Lane{Name: pod}, ns: ns, pod: pod, container: container, node: node, foreign: true}
+}
+
+// NodeOf returns the node a workspace of this target runs on.
+func NodeOf(w target.Workspace) string {
+	if kw, ok := w.(*workspace); ok {
+		return kw.node
+	}
+	return ""
 }
 
 // Cleanup deletes every namespace of this run; the namespace controller removes the
@@ -154,9 +184,11 @@ func (t *Target) Cleanup(ctx context.Context) error {
 }
 
 type workspace struct {
-	t       *Target
-	lane    config.Lane
-	ns, pod string
+	t                  *Target
+	lane               config.Lane
+	ns, pod, container string
+	node               string
+	foreign            bool // not created by this target: Stop does nothing
 }
 
 func (w *workspace) Lane() config.Lane { return w.lane }
@@ -199,7 +231,11 @@ func (w *workspace) Exec(ctx context.Context, req target.ExecRequest) (res targe
 	}
 	cmd := req.Cmd
 	if req.Timeout > 0 {
-		cmd = append([]string{"timeout", "--kill-after=5", strconv.FormatFloat(req.Timeout.Seconds(), 'f', 1, 64)}, cmd...)
+		// Workspaces get timeout(1) so a stuck command dies in the pod too; a foreign
+		// pod (the agent's busybox) gets the deadline only.
+		if !w.foreign {
+			cmd = append([]string{"timeout", "--kill-after=5", strconv.FormatFloat(req.Timeout.Seconds(), 'f', 1, 64)}, cmd...)
+		}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, req.Timeout+15*time.Second)
 		defer cancel()
@@ -228,14 +264,14 @@ func (w *workspace) Exec(ctx context.Context, req target.ExecRequest) (res targe
 		}
 		return res, fmt.Errorf("exec %q in %s: %w", strings.Join(req.Cmd, " "), w.Name(), serr)
 	}
-	if req.Timeout > 0 && (res.ExitCode == 124 || res.ExitCode == 137) {
+	if req.Timeout > 0 && !w.foreign && (res.ExitCode == 124 || res.ExitCode == 137) {
 		res.TimedOut = true
 	}
 	return res, nil
 }
 
 func (w *workspace) executor(cmd []string, stdin bool) (remotecommand.Executor, error) {
-	return w.t.executor(w.ns, w.pod, kubeworkspace.ContainerName, cmd, stdin)
+	return w.t.executor(w.ns, w.pod, w.container, cmd, stdin)
 }
 
 // executor prefers the websocket protocol and falls back to SPDY for API servers
@@ -268,6 +304,22 @@ func (t *Target) ExecPod(ctx context.Context, ns, pod, container string, cmd ...
 		return nil, fmt.Errorf("exec %v in %s/%s: %w: %s", cmd, ns, pod, err, stderr.String())
 	}
 	return stdout.Bytes(), nil
+}
+
+// RestConfig is the harness's own credential for the cluster (the kubeconfig's).
+func (t *Target) RestConfig() *rest.Config { return rest.CopyConfig(t.rest) }
+
+// PodOf returns the pod object of a workspace of this target.
+func (t *Target) PodOf(ctx context.Context, w target.Workspace) (*corev1.Pod, error) {
+	kw, ok := w.(*workspace)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a pod of this target", w.Name())
+	}
+	var p corev1.Pod
+	if err := t.kc.Resources().Get(ctx, kw.pod, kw.ns, &p); err != nil {
+		return nil, fmt.Errorf("reading pod %s: %w", w.Name(), err)
+	}
+	return &p, nil
 }
 
 // Client is the target's klient, for the run's own objects (the node agent).
@@ -309,7 +361,7 @@ func (w *workspace) CopyOut(ctx context.Context, path string) (io.ReadCloser, er
 
 func (w *workspace) Logs(ctx context.Context) (string, error) {
 	tail := int64(200)
-	b, err := w.t.cs.CoreV1().Pods(w.ns).GetLogs(w.pod, &corev1.PodLogOptions{Container: kubeworkspace.ContainerName, TailLines: &tail}).DoRaw(ctx)
+	b, err := w.t.cs.CoreV1().Pods(w.ns).GetLogs(w.pod, &corev1.PodLogOptions{Container: w.container, TailLines: &tail}).DoRaw(ctx)
 	return string(b), err
 }
 
@@ -326,6 +378,9 @@ func (w *workspace) Alive(ctx context.Context) error {
 
 // Stop deletes the lane's namespace and with it everything of the workspace.
 func (w *workspace) Stop(ctx context.Context) error {
+	if w.foreign {
+		return nil
+	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}
 	if err := w.t.kc.Resources().Delete(ctx, ns); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("deleting namespace %s: %w", w.ns, err)

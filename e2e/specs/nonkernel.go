@@ -1,0 +1,109 @@
+package specs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"kwc.dev/kwc/fixtures"
+	"kwc.dev/kwc/internal/apichecks"
+	"kwc.dev/kwc/internal/clusterrun"
+	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/kataconfig"
+	"kwc.dev/kwc/internal/kubeletask"
+	"kwc.dev/kwc/internal/kubeworkspace"
+	"kwc.dev/kwc/internal/proberun"
+	"kwc.dev/kwc/internal/target"
+	"kwc.dev/kwc/internal/target/kubetarget"
+	"kwc.dev/kwc/internal/verdict"
+)
+
+// NonKernelInput is what the escape paths that do not cross the kernel need.
+type NonKernelInput struct {
+	Target *kubetarget.Target
+	// Agent is the node agent of the workspace's node (nil: no configuration checks).
+	Agent *clusterrun.Agent
+	// KataVersion is the installed Kata (from kata-deploy's RuntimeClass annotation,
+	// or the version this run installed).
+	KataVersion string
+	Timeout     config.Duration
+}
+
+// NonKernelFindings asks, for one workspace: the API as the workspace's identity (no
+// token mounted, RBAC, admission of bad pods), the kubelet from inside the workspace
+// on the node address the cluster reports, and, for VM-isolated lanes, Kata's and
+// containerd's configuration on the workspace's node. The probe binary must already
+// be installed in the workspace.
+func NonKernelFindings(ctx context.Context, in NonKernelInput, ws target.Workspace) []verdict.Finding {
+	lane := ws.Lane()
+	pod, err := in.Target.PodOf(ctx, ws)
+	if err != nil {
+		return []verdict.Finding{{ID: "A00-api", Title: "the workspace's pod can be read", Result: verdict.Error, Reason: err.Error()}}
+	}
+	id := apichecks.Identity{Namespace: pod.Namespace, ServiceAccount: pod.Spec.ServiceAccountName}
+	if id.ServiceAccount == "" {
+		id.ServiceAccount = kubeworkspace.ServiceAccount
+	}
+	out := apichecks.Run(ctx, in.Target.RestConfig(), id, pod)
+	out = append(out, kubeletFromWorkspace(ctx, in, ws, pod))
+	if lane.Isolation == config.IsolationVM {
+		if in.Agent == nil {
+			out = append(out, verdict.Finding{ID: "K00-node-config", Title: "the node's Kata configuration can be read", Result: verdict.Error, Reason: "no node agent on " + pod.Spec.NodeName})
+			return out
+		}
+		n, err := in.Agent.NodeConfig(ctx)
+		if err != nil {
+			return append(out, verdict.Finding{ID: "K00-node-config", Title: "the node's Kata configuration can be read", Result: verdict.Error, Reason: err.Error()})
+		}
+		n.KataVersion = in.KataVersion
+		adv, err := kataconfig.DecodeAdvisories(fixtures.Advisories())
+		if err != nil {
+			return append(out, verdict.Finding{ID: "K00-node-config", Result: verdict.Error, Reason: err.Error()})
+		}
+		out = append(out, kataconfig.Check(n, adv)...)
+	}
+	return out
+}
+
+// kubeletFromWorkspace asks the kubelet of the workspace's node from inside the
+// workspace, at the address and port the Node object reports: nothing else.
+func kubeletFromWorkspace(ctx context.Context, in NonKernelInput, ws target.Workspace, pod *corev1.Pod) verdict.Finding {
+	fail := func(reason string) verdict.Finding {
+		return verdict.Finding{ID: "A04-kubelet-api", Title: "the kubelet refuses anonymous and workspace requests; its read-only port is closed",
+			Techniques: []string{"T27", "P14"}, Result: verdict.Error, Reason: reason}
+	}
+	var node corev1.Node
+	if err := in.Target.Client().Resources().Get(ctx, pod.Spec.NodeName, "", &node); err != nil {
+		return fail(fmt.Sprintf("reading node %s: %v", pod.Spec.NodeName, err))
+	}
+	host := ""
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			host = a.Address
+			break
+		}
+	}
+	if host == "" {
+		return fail("node " + node.Name + " reports no InternalIP")
+	}
+	port := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
+	if port == 0 {
+		port = 10250
+	}
+	r, err := ws.Exec(ctx, target.ExecRequest{Cmd: []string{proberun.Binary, "kubelet", "--host", host, "--port", fmt.Sprint(port)}, Timeout: in.Timeout.Duration})
+	if err != nil {
+		return fail(err.Error())
+	}
+	if !r.OK() {
+		return fail(fmt.Sprintf("kwc-probe kubelet: exit %d: %s", r.ExitCode, r.Stderr))
+	}
+	var answers []kubeletask.Answer
+	if err := json.Unmarshal([]byte(r.Stdout), &answers); err != nil {
+		return fail("reading kwc-probe's answers: " + err.Error())
+	}
+	f := apichecks.JudgeKubelet(answers)
+	f.Evidence = append([]string{fmt.Sprintf("asked from inside %s (node %s, InternalIP %s)", ws.Name(), node.Name, host)}, f.Evidence...)
+	return f
+}

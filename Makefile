@@ -1,6 +1,7 @@
 # kwc — Kata Workspace Conformance.
 #   make e2e                 the main job (kind + Kata; TARGET=docker for the local engine)
-#   make test                unit tests, fixture validation, the docker-target suite, calibration
+#   make test                unit tests, fixture validation, the docker-target suite, calibration,
+#                            the cluster target against a local one-node cluster
 SHELL := /bin/bash
 GO ?= go
 GINKGO := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
@@ -13,17 +14,23 @@ LDFLAGS := -X kwc.dev/kwc/e2e/framework.version=$(VERSION) -X kwc.dev/kwc/e2e/fr
 GINKGO_FLAGS := -v --tags=e2e --timeout=2h --fail-on-empty --poll-progress-after=5m --poll-progress-interval=1m \
 	--ldflags="$(LDFLAGS)" $(if $(LABELS),--label-filter='$(LABELS)')
 
-.PHONY: e2e e2e-list test unit kube-tools calibrate deps engine-start engine-stop vet
+.PHONY: e2e e2e-local e2e-list test unit kube-tools calibrate deps engine-start engine-stop vet
 
 ## e2e: run the conformance suite against TARGET (kind by default).
 e2e:
 	$(GINKGO) $(GINKGO_FLAGS) ./e2e -- --kwc.target=$(TARGET) $(KWC_FLAGS)
 
+## e2e-local: the cluster target against a one-node cluster made here from real
+## components (kubelet, containerd, runc; no Kata), removed afterwards. Root only.
+e2e-local: kube-tools
+	@hack/e2e-local.sh
+
 ## e2e-list: show the specs and labels a LABELS filter selects, without running them.
 e2e-list:
 	$(GINKGO) --dry-run -v --tags=e2e $(if $(LABELS),--label-filter='$(LABELS)') ./e2e -- --kwc.target=docker $(KWC_FLAGS)
 
-## kube-tools: build kube-apiserver and etcd for the API tests (cached in .cache/bin).
+## kube-tools: build the API tests' kube-apiserver and etcd and the local cluster's
+## controller manager, scheduler and kubelet (cached in .cache/bin).
 kube-tools:
 	@hack/kube-tools.sh
 
@@ -57,7 +64,10 @@ test: deps vet kube-tools
 	$(MAKE) --no-print-directory e2e TARGET=docker; \
 	$(GO) run ./cmd/kwc report --check-browser reports/latest; \
 	$(GO) run ./cmd/kwc gate --policy fixtures/policies/runc-local.yaml reports/latest; \
-	$(MAKE) --no-print-directory calibrate CALIBRATE_FLAGS=--into-latest
+	$(MAKE) --no-print-directory calibrate CALIBRATE_FLAGS=--into-latest; \
+	hack/e2e-local.sh; \
+	$(GO) run ./cmd/kwc report --check-browser reports/latest; \
+	$(GO) run ./cmd/kwc gate --policy fixtures/policies/runc-local.yaml reports/latest
 
 engine-start:
 	@hack/engine.sh start

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the cluster target against a one-node cluster made on this host from real
+# components (internal/localcluster: kube-apiserver, controller manager, scheduler,
+# kubelet, containerd, runc; no Kata), then removes the cluster. Extra arguments go to
+# `make e2e` (e.g. KWC_FLAGS=--kwc.keep). The cluster's own logs are kept in the run's
+# artifacts when the suite fails.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+dir=${KWC_LOCAL_DIR:-/tmp/kwc-local-$$}
+env_file=$dir.env
+bin=$root/.cache/bin/localcluster
+go build -o "$bin" ./hack/localcluster
+"$bin" --dir "$dir" --env "$env_file" &
+pid=$!
+stop() {
+  kill -INT "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+trap stop EXIT
+for _ in $(seq 1 240); do
+  [ -f "$env_file" ] && break
+  kill -0 "$pid" 2>/dev/null || { echo "kwc: the local cluster did not start" >&2; exit 1; }
+  sleep 0.5
+done
+[ -f "$env_file" ] || { echo "kwc: the local cluster was not ready within 2 minutes" >&2; exit 1; }
+set -a
+# shellcheck disable=SC1090
+. "$env_file"
+set +a
+status=0
+make --no-print-directory e2e TARGET=cluster "$@" || status=$?
+if [ $status -ne 0 ] && [ -d reports/latest ]; then
+  mkdir -p reports/latest/artifacts/local-cluster
+  cp "$dir"/*.log reports/latest/artifacts/local-cluster/ 2>/dev/null || true
+  cp "$dir"/control-plane/control-plane.log reports/latest/artifacts/local-cluster/ 2>/dev/null || true
+fi
+exit $status

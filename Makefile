@@ -22,8 +22,10 @@ e2e:
 
 ## e2e-local: the cluster target against a one-node cluster made here from real
 ## components (kubelet, containerd, runc; no Kata), removed afterwards. Root only.
+## DECOY=1 runs the negative control instead: a runc RuntimeClass named like Kata,
+## whose lanes must fail (gated by fixtures/policies/decoy-kata.yaml).
 e2e-local: kube-tools
-	@hack/e2e-local.sh
+	@hack/e2e-local.sh $(if $(DECOY),--decoy)
 
 ## e2e-list: show the specs and labels a LABELS filter selects, without running them.
 e2e-list:
@@ -67,7 +69,8 @@ test: deps vet kube-tools
 	$(MAKE) --no-print-directory calibrate CALIBRATE_FLAGS=--into-latest; \
 	hack/e2e-local.sh; \
 	$(GO) run ./cmd/kwc report --check-browser reports/latest; \
-	$(GO) run ./cmd/kwc gate --policy fixtures/policies/runc-local.yaml reports/latest
+	$(GO) run ./cmd/kwc gate --policy fixtures/policies/runc-local.yaml reports/latest; \
+	hack/e2e-local.sh --decoy
 
 engine-start:
 	@hack/engine.sh start

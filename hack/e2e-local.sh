@@ -4,14 +4,24 @@
 # kubelet, containerd, runc; no Kata), then removes the cluster. Extra arguments go to
 # `make e2e` (e.g. KWC_FLAGS=--kwc.keep). The cluster's own logs are kept in the run's
 # artifacts when the suite fails.
+#
+# --decoy is the negative control: the cluster gets kata-decoy (runc under a Kata
+# name), the suite runs fixtures/configs/decoy-kata.yaml, and the verdict is the gate
+# fixtures/policies/decoy-kata.yaml: the decoy lanes must fail escape for running on
+# the node's kernel (the suite itself exits non-zero then, as it should).
 set -euo pipefail
+decoy=false
+if [ "${1:-}" = "--decoy" ]; then
+  decoy=true
+  shift
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 dir=${KWC_LOCAL_DIR:-/tmp/kwc-local-$$}
 env_file=$dir.env
 bin=$root/.cache/bin/localcluster
 go build -o "$bin" ./hack/localcluster
-"$bin" --dir "$dir" --env "$env_file" &
+"$bin" --dir "$dir" --env "$env_file" --decoy-kata=$decoy &
 pid=$!
 stop() {
   kill -INT "$pid" 2>/dev/null || true
@@ -29,7 +39,12 @@ set -a
 . "$env_file"
 set +a
 status=0
-make --no-print-directory e2e TARGET=cluster "$@" || status=$?
+if $decoy; then
+  make --no-print-directory e2e TARGET=cluster KWC_FLAGS="--kwc.config=$root/fixtures/configs/decoy-kata.yaml" "$@" || true
+  go run ./cmd/kwc gate --policy fixtures/policies/decoy-kata.yaml reports/latest || status=$?
+else
+  make --no-print-directory e2e TARGET=cluster "$@" || status=$?
+fi
 if [ $status -ne 0 ] && [ -d reports/latest ]; then
   mkdir -p reports/latest/artifacts/local-cluster
   cp "$dir"/*.log reports/latest/artifacts/local-cluster/ 2>/dev/null || true

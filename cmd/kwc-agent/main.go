@@ -6,8 +6,8 @@
 // that file, for the harness's exec; the workspace never sees it. "snapshot" prints
 // the node's state (for the harness's before/after comparison around each lane) and
 // "node-config" the containerd and Kata configuration and Kata's host-side processes
-// (for the configuration checks), both read through /proc/1/root: the agent shares
-// the node's PID namespace, and its PID 1 is the node's init.
+// (for the configuration checks), both read from the node's root, which the DaemonSet
+// mounts read-only at /host.
 package main
 
 import (
@@ -35,11 +35,16 @@ func main() {
 	run := fs.String("run", "", "the run id")
 	socket := fs.String("containerd-socket", "/run/containerd/containerd.sock", "containerd's socket on the node")
 	ctdConfig := fs.String("containerd-config", "/etc/containerd/config.toml", "containerd's configuration on the node")
-	root := fs.String("root", "/proc/1/root", "the node's root filesystem as the agent sees it")
+	root := fs.String("root", "/host", "the node's root filesystem as the agent sees it (the DaemonSet mounts it read-only)")
 	_ = fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "snapshot":
-		printJSON(nodeagent.TakeSnapshotAt(*root))
+		snap, err := nodeagent.TakeSnapshotAt(*root)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kwc-agent: %v\n", err)
+			os.Exit(1)
+		}
+		printJSON(snap)
 		return
 	case "node-config":
 		printJSON(nodeagent.CollectNodeConfig(*root, *ctdConfig))

@@ -6,8 +6,11 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kwc.dev/kwc/fixtures"
+	"kwc.dev/kwc/internal/annotationcheck"
 	"kwc.dev/kwc/internal/apichecks"
 	"kwc.dev/kwc/internal/clusterrun"
 	"kwc.dev/kwc/internal/config"
@@ -63,8 +66,43 @@ func NonKernelFindings(ctx context.Context, in NonKernelInput, ws target.Workspa
 			return append(out, verdict.Finding{ID: "K00-node-config", Result: verdict.Error, Reason: err.Error()})
 		}
 		out = append(out, kataconfig.Check(n, adv)...)
+		out = append(out, kernelParamsCanary(ctx, in, lane, n))
 	}
 	return out
+}
+
+// kernelParamsCanary starts an admin-created pod under the lane's RuntimeClass with
+// a kernel_params canary annotation, in a namespace of its own (the lane's quota holds
+// one pod), reads the guest's command line and removes the namespace.
+func kernelParamsCanary(ctx context.Context, in NonKernelInput, lane config.Lane, n kataconfig.Node) verdict.Finding {
+	runID := in.Target.RunID()
+	var rc nodev1.RuntimeClass
+	if err := in.Target.Client().Resources().Get(ctx, lane.Runtime, "", &rc); err != nil {
+		return annotationcheck.Judge(runID, false, nil, annotationcheck.Outcome{StartError: "reading RuntimeClass " + lane.Runtime + ": " + err.Error()})
+	}
+	allowed, why, err := kataconfig.AnnotationAllowed(n, rc.Handler, "kernel_params")
+	if err != nil {
+		f := annotationcheck.Judge(runID, false, why, annotationcheck.Outcome{})
+		f.Result, f.Reason = verdict.Error, err.Error()
+		return f
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: kubeworkspace.Namespace(runID, lane.Name) + "-ann", Labels: map[string]string{target.LabelRun: runID}}}
+	res := in.Target.Client().Resources()
+	if err := res.Create(ctx, ns); err != nil {
+		return annotationcheck.Judge(runID, allowed, why, annotationcheck.Outcome{StartError: "creating namespace " + ns.Name + ": " + err.Error()})
+	}
+	defer func() { _ = res.Delete(context.WithoutCancel(ctx), ns) }()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns.Name}}
+	_ = res.Create(ctx, sa) // clusters without a controller manager have none
+	pod, err := in.Target.StartPod(ctx, annotationcheck.Pod(ns.Name, lane.Runtime, in.Target.Image(), runID), "guest")
+	if err != nil {
+		return annotationcheck.Judge(runID, allowed, why, annotationcheck.Outcome{StartError: err.Error()})
+	}
+	r, err := pod.Exec(ctx, target.ExecRequest{Cmd: []string{"cat", "/proc/cmdline"}, Timeout: in.Timeout.Duration})
+	if err != nil || !r.OK() {
+		return annotationcheck.Judge(runID, allowed, why, annotationcheck.Outcome{StartError: fmt.Sprintf("reading /proc/cmdline: %v %s", err, r.Stderr)})
+	}
+	return annotationcheck.Judge(runID, allowed, why, annotationcheck.Outcome{Cmdline: r.Stdout})
 }
 
 // kubeletFromWorkspace asks the kubelet of the workspace's node from inside the

@@ -22,6 +22,7 @@ import (
 
 func main() {
 	dir := flag.String("dir", "/tmp/kwc-local", "folder the cluster lives in (removed on exit)")
+	decoy := flag.Bool("decoy-kata", false, "add the kata-decoy RuntimeClass: runc under a Kata name, whose lanes must fail")
 	env := flag.String("env", "", "file to write KUBECONFIG, KWC_REGISTRY, KWC_CONTAINERD_SOCKET and KWC_CONTAINERD_CONFIG to once the node is Ready")
 	flag.Parse()
 	logf := func(format string, args ...any) {
@@ -30,7 +31,7 @@ func main() {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	start := time.Now()
-	c, err := localcluster.Up(ctx, localcluster.Options{Dir: *dir, Logf: logf})
+	c, err := localcluster.Up(ctx, localcluster.Options{Dir: *dir, Logf: logf, Decoy: *decoy})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
 		os.Exit(1)

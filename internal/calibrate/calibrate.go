@@ -70,7 +70,10 @@ type Calibration struct {
 func Run(ctx context.Context, o Options) (Calibration, error) {
 	logf := o.Logf
 	cal := Calibration{APIVersion: "kwc.dev/v1alpha1", Kind: "Calibration", RunID: o.RunID, Start: time.Now().UTC()}
-	before := nodeagent.TakeSnapshot()
+	before, err := nodeagent.TakeSnapshot()
+	if err != nil {
+		return cal, err
+	}
 	scratch, err := os.MkdirTemp("", "kwc-calibrate-")
 	if err != nil {
 		return cal, err
@@ -136,7 +139,10 @@ func Run(ctx context.Context, o Options) (Calibration, error) {
 		logf("context vm (%s): %d probes in %.1fs %s", vmguest.Accel(), len(c.Probes), c.Seconds, firstLine(c.Error))
 	}
 	cal.Problems = append(cal.Problems, Check(cal.Contexts)...)
-	if diff := nodeagent.Diff(before, nodeagent.TakeSnapshot()); len(diff) > 0 {
+	after, err := nodeagent.TakeSnapshot()
+	if err != nil {
+		cal.Problems = append(cal.Problems, "safety: "+err.Error())
+	} else if diff := nodeagent.Diff(before, after); len(diff) > 0 {
 		cal.Problems = append(cal.Problems, "safety: node state changed during calibration: "+strings.Join(diff, "; "))
 	}
 	cal.End = time.Now().UTC()

@@ -34,6 +34,9 @@ type Rule struct {
 	// MinLanes is how many lanes the selector must pick: a release gate that requires
 	// Kata lanes fails when the run had none, instead of passing vacuously.
 	MinLanes int `json:"minLanes,omitempty"`
+	// ReasonContains, with verdict fail, says why the lane must fail: a negative
+	// control (a decoy runtime) must be caught for the right reason, not any.
+	ReasonContains string `json:"reasonContains,omitempty"`
 }
 
 // Selector picks lanes; every field set must match.
@@ -147,6 +150,8 @@ func Evaluate(p Policy, c report.Conformance) Decision {
 					d.Reasons = append(d.Reasons, fmt.Sprintf("%s: lane %s has no %s result", r.Name, l.Name, crit))
 				case cr.Verdict != r.Verdict:
 					d.Reasons = append(d.Reasons, fmt.Sprintf("%s: lane %s %s is %s, must be %s: %s", r.Name, l.Name, crit, cr.Verdict, r.Verdict, firstLine(cr.Reason)))
+				case r.ReasonContains != "" && !strings.Contains(cr.Reason, r.ReasonContains):
+					d.Reasons = append(d.Reasons, fmt.Sprintf("%s: lane %s %s is %s, but for another reason than %q: %s", r.Name, l.Name, crit, cr.Verdict, r.ReasonContains, firstLine(cr.Reason)))
 				default:
 					d.Checked = append(d.Checked, fmt.Sprintf("%s: lane %s %s %s", r.Name, l.Name, crit, cr.Verdict))
 				}

@@ -104,3 +104,30 @@ func TestCompareListsRegressionsAndFixes(t *testing.T) {
 		t.Fatalf("fixes %+v", fixes)
 	}
 }
+
+// The decoy policy: its lanes must fail escape, and for the VM-kernel reason only.
+func TestNegativeControlMustFailForItsReason(t *testing.T) {
+	p, err := LoadPolicy("../../fixtures/policies/decoy-kata.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoy := func(verdict config.Verdict, reason string) report.Conformance {
+		c := dockerRun()
+		for _, n := range []string{"kata-decoy-gitlab", "kata-decoy-privileged"} {
+			l := lane(n, config.RoleSubject, config.IsolationVM, map[string]config.Verdict{"escape": verdict})
+			l.Runtime = "kata-decoy"
+			l.Criteria["escape"].Reason = reason
+			c.Lanes = append(c.Lanes, l)
+		}
+		return c
+	}
+	if d := Evaluate(p, decoy(config.VerdictFail, "the lane is declared VM-isolated but runs on the node's kernel (base: ...)")); !d.Pass {
+		t.Fatalf("caught for the right reason must pass: %+v", d)
+	}
+	if d := Evaluate(p, decoy(config.VerdictPass, "")); d.Pass {
+		t.Fatal("a decoy that passes must fail the gate")
+	}
+	if d := Evaluate(p, decoy(config.VerdictFail, "base/P05: reached")); d.Pass || !strings.Contains(d.Reasons[0], "for another reason") {
+		t.Fatalf("a decoy failing for another reason proves nothing: %+v", d)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"kwc.dev/kwc/internal/kataversion"
 	"kwc.dev/kwc/internal/verdict"
 	"maps"
+	"path"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -140,6 +142,7 @@ type runtimeEntry struct {
 	name, runtimeType string
 	noHostDevices     bool
 	podAnnotations    []string
+	configPath        string
 }
 
 // containerdKataRuntimes finds Kata runtime entries in a containerd 1.x (config
@@ -179,6 +182,9 @@ func kataRuntimesIn(b []byte) ([]runtimeEntry, error) {
 			}
 			e := runtimeEntry{name: name, runtimeType: typ}
 			e.noHostDevices, _ = rt["privileged_without_host_devices"].(bool)
+			if opts, ok := rt["options"].(map[string]any); ok {
+				e.configPath, _ = opts["ConfigPath"].(string)
+			}
 			if pa, ok := rt["pod_annotations"].([]any); ok {
 				for _, a := range pa {
 					e.podAnnotations = append(e.podAnnotations, fmt.Sprint(a))
@@ -283,6 +289,65 @@ func checkAnnotations(files []kataFile, err error) verdict.Finding {
 	}
 	f.Result, f.Reason = verdict.Blocked, "enable_annotations holds none of the dangerous annotations"
 	return f
+}
+
+// ConfigPaths are the configuration files containerd's Kata runtimes name
+// (options.ConfigPath): a runtime may point anywhere, not only at kata-deploy's files.
+func ConfigPaths(containerd map[string][]byte) []string {
+	rts, _ := containerdKataRuntimes(containerd)
+	var out []string
+	for _, r := range rts {
+		if r.configPath != "" {
+			out = append(out, r.configPath)
+		}
+	}
+	return dedupe(out)
+}
+
+// AnnotationAllowed says whether the hypervisor annotation (kernel_params, say)
+// reaches Kata when a pod sets it under the runtime handler: containerd must pass
+// it (pod_annotations, globs) and the handler's configuration file must enable it
+// (enable_annotations, regular expressions). The evidence says which lines decided.
+func AnnotationAllowed(n Node, handler, annotation string) (bool, []string, error) {
+	rts, err := containerdKataRuntimes(n.Containerd)
+	if err != nil {
+		return false, nil, err
+	}
+	key := "io.katacontainers.config.hypervisor." + annotation
+	for _, r := range rts {
+		if r.name != handler {
+			continue
+		}
+		var ev []string
+		passed := false
+		for _, p := range r.podAnnotations {
+			if ok, _ := path.Match(p, key); ok {
+				passed = true
+				ev = append(ev, fmt.Sprintf("containerd passes %s to %s (pod_annotations %q)", key, handler, p))
+				break
+			}
+		}
+		if !passed {
+			return false, append(ev, fmt.Sprintf("containerd's pod_annotations for %s (%q) do not pass %s", handler, r.podAnnotations, key)), nil
+		}
+		b, ok := n.KataConfigs[r.configPath]
+		if !ok {
+			return false, ev, fmt.Errorf("%s's configuration %q was not recorded on the node", handler, r.configPath)
+		}
+		files, err := parseKata(map[string][]byte{r.configPath: b})
+		if err != nil {
+			return false, ev, err
+		}
+		for _, name := range slices.Sorted(maps.Keys(files[0].hypervisors)) {
+			for _, re := range strings_(files[0].hypervisors[name]["enable_annotations"]) {
+				if m, err := regexp.MatchString("^(?:"+re+")$", annotation); err == nil && m {
+					return true, append(ev, fmt.Sprintf("%s [hypervisor.%s] enable_annotations has %q", r.configPath, name, re)), nil
+				}
+			}
+		}
+		return false, append(ev, fmt.Sprintf("%s enables no annotation matching %s", r.configPath, annotation)), nil
+	}
+	return false, nil, fmt.Errorf("no Kata runtime %q in containerd's configuration", handler)
 }
 
 func unsandboxed(args string) []string {

@@ -116,3 +116,17 @@ func TestDropInIsChecked(t *testing.T) {
 		t.Fatalf("%+v", f)
 	}
 }
+
+// kernel_params reaches kata-qemu on the misconfigured node (containerd passes
+// io.katacontainers.*, the configuration enables it) and not on the safe one.
+func TestAnnotationAllowed(t *testing.T) {
+	for node, want := range map[string]bool{"safe": false, "misconfigured": true} {
+		got, ev, err := AnnotationAllowed(recorded(t, node), "kata-qemu", "kernel_params")
+		if err != nil || got != want || len(ev) == 0 {
+			t.Errorf("%s: allowed=%v err=%v evidence=%v, want %v", node, got, err, ev, want)
+		}
+	}
+	if _, _, err := AnnotationAllowed(recorded(t, "safe"), "kata-nope", "kernel_params"); err == nil {
+		t.Error("an unknown handler is an error, never a verdict")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/katadeploy"
@@ -150,6 +151,9 @@ func Build(o Options) (Objects, error) {
 			Containers:    []corev1.Container{container},
 			Volumes:       volumes,
 			RestartPolicy: corev1.RestartPolicyNever,
+			// sleep as PID 1 ignores SIGTERM: without this every lane's teardown waits
+			// out the default 30 s. Nothing in a test workspace needs a clean shutdown.
+			TerminationGracePeriodSeconds: ptr.To(int64(5)),
 			// kwc's workspace never needs a cluster address; a test that leaks one fails
 			// the network rule, so DNS is the only egress (below).
 			EnableServiceLinks: &no,

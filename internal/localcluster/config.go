@@ -26,7 +26,7 @@ const (
 // containerdConfig is containerd 1.6's config (version 2) for a private instance:
 // its own root, state and socket, CRI with the bridge CNI, the sandbox image from the
 // cluster's registry, and plain HTTP to that registry through hosts.toml.
-func containerdConfig(dir, sandboxImage string) ([]byte, error) {
+func containerdConfig(dir, sandboxImage string, decoy bool) ([]byte, error) {
 	cfg := map[string]any{
 		"version": 2,
 		"root":    filepath.Join(dir, "containerd", "root"),
@@ -48,9 +48,7 @@ func containerdConfig(dir, sandboxImage string) ([]byte, error) {
 				"containerd": map[string]any{
 					"snapshotter":          "overlayfs",
 					"default_runtime_name": "runc",
-					"runtimes": map[string]any{
-						"runc": map[string]any{"runtime_type": "io.containerd.runc.v2"},
-					},
+					"runtimes": runtimes(dir, decoy),
 				},
 			},
 		},
@@ -61,6 +59,33 @@ func containerdConfig(dir, sandboxImage string) ([]byte, error) {
 	}
 	return []byte(b.String()), nil
 }
+
+// DecoyHandler is a runtime handler named like Kata that is plain runc: a negative
+// control for the suite, whose lanes under it must fail (declared VM-isolated, running
+// on the node's kernel).
+const DecoyHandler = "kata-decoy"
+
+func runtimes(dir string, decoy bool) map[string]any {
+	rts := map[string]any{"runc": map[string]any{"runtime_type": "io.containerd.runc.v2"}}
+	if decoy {
+		rts[DecoyHandler] = map[string]any{"runtime_type": "io.containerd.runc.v2", "pod_annotations": []string{"io.katacontainers.*"},
+			"privileged_without_host_devices": true,
+			"options":                         map[string]any{"ConfigPath": filepath.Join(dir, "kata", "configuration-decoy.toml")}}
+	}
+	return rts
+}
+
+// decoyKataConfig is the decoy's Kata configuration, hardened as kwc expects, so the
+// configuration checks have a file to read: the decoy must fail on its kernel alone.
+const decoyKataConfig = `[hypervisor.qemu]
+path = "/opt/kata/bin/qemu-system-x86_64"
+enable_annotations = ["enable_iommu"]
+shared_fs = "virtio-fs"
+virtio_fs_extra_args = ["--thread-pool-size=1", "--announce-submounts"]
+
+[agent.kata]
+debug_console_enabled = false
+`
 
 // registryHosts is containerd's hosts.toml for the cluster's plain-HTTP registry.
 func registryHosts(host string) []byte {

@@ -32,6 +32,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -51,6 +53,9 @@ type Options struct {
 	// Dir holds everything the cluster writes; it is removed by Down.
 	Dir  string
 	Logf func(string, ...any)
+	// Decoy adds the kata-decoy RuntimeClass (runc under a Kata-like name): lanes under
+	// it must fail, which proves the suite tells a VM from a container.
+	Decoy bool
 }
 
 // Cluster is a running local cluster.
@@ -126,6 +131,17 @@ func Up(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := c.startKubelet(ctx); err != nil {
 		return c, err
 	}
+	if o.Decoy {
+		cs, err := c.Clientset()
+		if err != nil {
+			return c, err
+		}
+		rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: DecoyHandler}, Handler: DecoyHandler,
+			Overhead: &nodev1.Overhead{PodFixed: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("130Mi"), corev1.ResourceCPU: resource.MustParse("250m")}}}
+		if _, err := cs.NodeV1().RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{}); err != nil {
+			return c, fmt.Errorf("creating RuntimeClass %s: %w", DecoyHandler, err)
+		}
+	}
 	return c, nil
 }
 
@@ -190,12 +206,20 @@ func (c *Cluster) startContainerd(ctx context.Context) error {
 			return err
 		}
 	}
-	cfg, err := containerdConfig(c.o.Dir, c.Registry.Host()+"/kwc/pause:1")
+	cfg, err := containerdConfig(c.o.Dir, c.Registry.Host()+"/kwc/pause:1", c.o.Decoy)
 	if err != nil {
 		return err
 	}
 	if err := os.WriteFile(c.ContainerdConfig, cfg, 0o644); err != nil {
 		return err
+	}
+	if c.o.Decoy {
+		if err := os.MkdirAll(c.path("kata"), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(c.path("kata", "configuration-decoy.toml"), []byte(decoyKataConfig), 0o644); err != nil {
+			return err
+		}
 	}
 	if err := os.WriteFile(c.path("cni", "10-kwc-local.conflist"), cniConfig(), 0o644); err != nil {
 		return err

@@ -38,7 +38,7 @@ func TestKubeletConfigDecodesStrictly(t *testing.T) {
 }
 
 func TestContainerdConfigParses(t *testing.T) {
-	b, err := containerdConfig("/d", "127.0.0.1:5000/kwc/pause:1")
+	b, err := containerdConfig("/d", "127.0.0.1:5000/kwc/pause:1", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +49,10 @@ func TestContainerdConfigParses(t *testing.T) {
 	cri := doc["plugins"].(map[string]any)["io.containerd.grpc.v1.cri"].(map[string]any)
 	if cri["sandbox_image"] != "127.0.0.1:5000/kwc/pause:1" || cri["restrict_oom_score_adj"] != true {
 		t.Fatalf("%s", b)
+	}
+	rts := cri["containerd"].(map[string]any)["runtimes"].(map[string]any)
+	if _, ok := rts[DecoyHandler]; !ok {
+		t.Fatalf("the decoy runtime is missing: %s", b)
 	}
 }
 

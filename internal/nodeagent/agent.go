@@ -372,7 +372,7 @@ func detachLoop(dev string) error {
 }
 
 // Snapshot is the node's state now: here, the harness's own host.
-func (p *Planted) Snapshot(context.Context) (Snapshot, error) { return TakeSnapshot(), nil }
+func (p *Planted) Snapshot(context.Context) (Snapshot, error) { return TakeSnapshot() }
 
 // Canaries is a run's canaries as the harness sees them, wherever the agent runs: in
 // the harness on the docker target (*Planted), in a DaemonSet on Kubernetes (Held).

@@ -113,3 +113,13 @@ func keys(m map[string][]byte) []string {
 	}
 	return out
 }
+
+// A root the agent cannot read must not compare equal to itself and pass.
+func TestBlindSnapshotIsAnError(t *testing.T) {
+	if _, err := TakeSnapshotAt(t.TempDir()); err == nil || !strings.Contains(err.Error(), "cannot be read") {
+		t.Fatalf("want an error for an unreadable node root, got %v", err)
+	}
+	if _, err := TakeSnapshotAt("/"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -49,6 +49,11 @@ func CollectNodeConfig(root, containerdConfig string) kataconfig.Node {
 			}
 		}
 	}
+	for _, p := range kataconfig.ConfigPaths(n.Containerd) {
+		if b, err := os.ReadFile(at(p)); err == nil {
+			n.KataConfigs[p] = b
+		}
+	}
 	for _, g := range kataConfigGlobs {
 		files, _ := filepath.Glob(at(g))
 		for _, f := range files {

@@ -21,16 +21,17 @@ import (
 type Snapshot map[string]string
 
 // TakeSnapshot records the node's state now, from the node's own root.
-func TakeSnapshot() Snapshot { return TakeSnapshotAt("/") }
+func TakeSnapshot() (Snapshot, error) { return TakeSnapshotAt("/") }
 
 // KataGuestAssets are where Kata keeps the guest kernels and images every VM boots: a
 // write there reaches every later workspace.
 var KataGuestAssets = []string{"/opt/kata/share/kata-containers/*"}
 
 // TakeSnapshotAt records the state of the node whose root filesystem is at root (the
-// agent passes /proc/1/root: it shares the node's PID namespace, not its mounts).
-// Keys are node paths, whatever root is.
-func TakeSnapshotAt(root string) Snapshot {
+// agent's read-only mount of it). Keys are node paths, whatever root is. A root whose
+// /etc/passwd cannot be read is an error: a blind snapshot would compare equal and
+// pass.
+func TakeSnapshotAt(root string) (Snapshot, error) {
 	at := func(p string) string { return filepath.Join(root, p) }
 	s := Snapshot{}
 	for _, k := range []string{"core_pattern", "modprobe", "hostname", "domainname", "hotplug", "poweroff_cmd"} {
@@ -69,7 +70,10 @@ func TakeSnapshotAt(root string) Snapshot {
 		s[d+"/"] = strings.Join(parts, ",")
 	}
 	s["modules"] = probe.ModulesHash()
-	return s
+	if h := s["/etc/passwd"]; h == "absent" || h == "unreadable" {
+		return nil, fmt.Errorf("the node's root at %s cannot be read (/etc/passwd is %s): its state cannot be compared", root, h)
+	}
+	return s, nil
 }
 
 func fileHash(p string) string {

@@ -135,16 +135,31 @@ func (t *Target) StartWorkspace(ctx context.Context, lane config.Lane) (target.W
 	if objs.NetworkPolicy != nil {
 		create = append(create, objs.NetworkPolicy)
 	}
-	create = append(create, objs.Pod)
 	for _, o := range create {
 		if err := t.kc.Resources().Create(ctx, o); err != nil {
 			return nil, fmt.Errorf("lane %s: creating %T %s: %w", lane.Name, o, o.GetName(), err)
 		}
 	}
-	ws := &workspace{t: t, lane: lane, ns: objs.Pod.Namespace, pod: objs.Pod.Name, container: kubeworkspace.ContainerName}
-	err = wait.For(conditions.New(t.kc.Resources()).PodRunning(objs.Pod), wait.WithTimeout(t.o.StartTimeout), wait.WithInterval(2*time.Second), wait.WithContext(ctx))
+	w, err := t.StartPod(ctx, objs.Pod, kubeworkspace.ContainerName)
 	if err != nil {
-		return nil, fmt.Errorf("lane %s: the workspace pod did not run within %s: %s", lane.Name, t.o.StartTimeout, ws.explain(context.WithoutCancel(ctx)))
+		return nil, fmt.Errorf("lane %s: %w", lane.Name, err)
+	}
+	ws := w.(*workspace)
+	ws.lane, ws.foreign = lane, false
+	return ws, nil
+}
+
+// StartPod creates a pod (its namespace must exist) and waits for it to run; the
+// handle execs into container. When it does not run, the error carries the pod's
+// phase, conditions, container states and events.
+func (t *Target) StartPod(ctx context.Context, pod *corev1.Pod, container string) (target.Workspace, error) {
+	if err := t.kc.Resources().Create(ctx, pod); err != nil {
+		return nil, fmt.Errorf("creating pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	ws := &workspace{t: t, lane: config.Lane{Name: pod.Name}, ns: pod.Namespace, pod: pod.Name, container: container, foreign: true}
+	err := wait.For(conditions.New(t.kc.Resources()).PodRunning(pod), wait.WithTimeout(t.o.StartTimeout), wait.WithInterval(2*time.Second), wait.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("pod %s did not run within %s: %s", ws.Name(), t.o.StartTimeout, ws.explain(context.WithoutCancel(ctx)))
 	}
 	var p corev1.Pod
 	if err := t.kc.Resources().Get(ctx, ws.pod, ws.ns, &p); err == nil {
@@ -305,6 +320,12 @@ func (t *Target) ExecPod(ctx context.Context, ns, pod, container string, cmd ...
 	}
 	return stdout.Bytes(), nil
 }
+
+// Image is the workspace image as the nodes pull it.
+func (t *Target) Image() string { return t.o.Image }
+
+// RunID is the run this target labels its objects with.
+func (t *Target) RunID() string { return t.o.RunID }
 
 // RestConfig is the harness's own credential for the cluster (the kubeconfig's).
 func (t *Target) RestConfig() *rest.Config { return rest.CopyConfig(t.rest) }

@@ -48,7 +48,7 @@ func containerdConfig(dir, sandboxImage string, decoy bool) ([]byte, error) {
 				"containerd": map[string]any{
 					"snapshotter":          "overlayfs",
 					"default_runtime_name": "runc",
-					"runtimes": runtimes(dir, decoy),
+					"runtimes":             runtimes(dir, decoy),
 				},
 			},
 		},

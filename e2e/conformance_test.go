@@ -111,12 +111,16 @@ func fixtureNamed(name string) dockerfiles.Fixture {
 }
 
 // dumpWorkspace keeps what explains a failed lane without a re-run: the workspace's
-// own log and the nested daemon's log.
+// own log, the nested daemon's log, and on Kubernetes the pod and its namespace's
+// events.
 func dumpWorkspace(ctx context.Context, lane config.Lane, w target.Workspace) {
 	dir := filepath.Join(suite.Dir, "artifacts", lane.Name)
 	_ = os.MkdirAll(dir, 0o755)
 	if logs, err := w.Logs(ctx); err == nil {
 		_ = os.WriteFile(filepath.Join(dir, "workspace.log"), []byte(logs), 0o644)
+	}
+	if d, ok := w.(interface{ Describe(context.Context) string }); ok {
+		_ = os.WriteFile(filepath.Join(dir, "pod.txt"), []byte(d.Describe(ctx)), 0o644)
 	}
 	sh := framework.Shell{WS: w}
 	if r, err := sh.Sudo(ctx, suite.Config.Interval("default", "exec"), "cat /tmp/kwc/dockerd.log 2>/dev/null; ps -ef"); err == nil {

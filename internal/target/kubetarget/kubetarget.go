@@ -212,6 +212,23 @@ func (w *workspace) EnterHint() string {
 	return fmt.Sprintf("kubectl --kubeconfig <run folder>/kubeconfig -n %s exec -it %s -- bash", w.ns, w.pod)
 }
 
+// Describe is the pod as kubectl describe would explain it: phase, conditions,
+// container states and the namespace's events, for a failed lane's artifacts.
+func (w *workspace) Describe(ctx context.Context) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pod %s on node %s\n", w.Name(), w.node)
+	for _, part := range strings.Split(w.explain(ctx), "; ") {
+		b.WriteString("  " + part + "\n")
+	}
+	if ev, err := w.t.cs.CoreV1().Events(w.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		b.WriteString("events in " + w.ns + ":\n")
+		for _, e := range ev.Items {
+			fmt.Fprintf(&b, "  %s %s %s/%s: %s %s\n", e.LastTimestamp.UTC().Format(time.RFC3339), e.Type, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message)
+		}
+	}
+	return b.String()
+}
+
 // explain summarises why a pod is not running.
 func (w *workspace) explain(ctx context.Context) string {
 	var p corev1.Pod

@@ -124,3 +124,18 @@ func rootfs(bin []byte, applets []string) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// WithEntrypoint returns img running entrypoint (and no Cmd), labelled with what it is
+// (dev.kwc.image), for linux/amd64.
+func WithEntrypoint(img v1.Image, entrypoint []string, what string) (v1.Image, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Entrypoint = entrypoint
+	cf.Config.Cmd = nil
+	cf.Config.Labels = map[string]string{"dev.kwc.image": what}
+	return mutate.ConfigFile(img, cf)
+}

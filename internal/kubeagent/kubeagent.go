@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/e2e-framework/klient/k8s"
 
 	"kwc.dev/kwc/fixtures"
+	"kwc.dev/kwc/internal/baseimage"
 )
 
 // Image is the agent's image: base (busybox, for the tar and timeout that exec and
@@ -58,15 +59,7 @@ func Image(agent []byte, base v1.Image) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Entrypoint = []string{"/kwc-agent"}
-	cf.Config.Labels = map[string]string{"dev.kwc.image": "node-agent"}
-	return mutate.ConfigFile(img, cf)
+	return baseimage.WithEntrypoint(img, []string{"/kwc-agent"}, "node-agent")
 }
 
 // Agent says where and how the agent runs.

@@ -30,7 +30,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -189,15 +188,7 @@ func pauseImage() (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.Config.Entrypoint = []string{"/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"}
-	cf.Config.Cmd = nil
-	cf.Config.Labels = map[string]string{"dev.kwc.image": "pause"}
-	return mutate.ConfigFile(img, cf)
+	return baseimage.WithEntrypoint(img, []string{"/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"}, "pause")
 }
 
 func (c *Cluster) startContainerd(ctx context.Context) error {

@@ -47,6 +47,8 @@ type Options struct {
 type Env struct {
 	o      Options
 	Target *kubetarget.Target
+	// installed is set once this run installed Kata: Down uninstalls it and verifies.
+	installed bool
 }
 
 // New connects to the cluster behind the kubeconfig.
@@ -78,6 +80,7 @@ func (e *Env) InstallKata(ctx context.Context, timeout time.Duration) error {
 	if _, err := (katadeploy.Install{Kubeconfig: e.o.Kubeconfig, Kata: k, Timeout: timeout}).Run(ctx); err != nil {
 		return err
 	}
+	e.installed = true
 	deadline := time.Now().Add(timeout)
 	last := ""
 	for {
@@ -286,10 +289,51 @@ func (e *Env) agents(ctx context.Context, ns, name string) (Agents, string, erro
 	return agents, strings.Join(waiting, "; "), nil
 }
 
+// UninstallKata removes the kata-deploy release this run installed and waits until
+// nothing of it is left (DaemonSet, RuntimeClasses, node labels), naming what stays.
+func (e *Env) UninstallKata(ctx context.Context, timeout time.Duration) error {
+	e.o.Logf("uninstalling kata-deploy and verifying it is gone")
+	if err := katadeploy.Uninstall(ctx, e.o.Kubeconfig, "", timeout); err != nil {
+		return err
+	}
+	classes := katadeploy.RuntimeClasses(e.o.Config.Kata)
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := e.kataState(ctx)
+		if err != nil {
+			return err
+		}
+		left := katadeploy.Gone(st, classes)
+		if len(left) == 0 {
+			e.installed = false
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kata-deploy uninstalled, but after %s these remain: %s", timeout, strings.Join(left, "; "))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(e.poll()):
+		}
+	}
+}
+
 // Down deletes the node agent (its SIGTERM removes the canaries) and every namespace
 // of this run, and waits until they are gone, so a cluster kept or reused holds
-// nothing of the run.
+// nothing of the run; Kata, when this run installed it, is uninstalled and verified
+// gone.
 func (e *Env) Down(ctx context.Context) error {
+	if err := e.down(ctx); err != nil {
+		return err
+	}
+	if e.installed {
+		return e.UninstallKata(ctx, 10*time.Minute)
+	}
+	return nil
+}
+
+func (e *Env) down(ctx context.Context) error {
 	c := e.Target.Client().Resources()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.AgentNamespace()}}
 	if err := c.Delete(ctx, ns); err != nil && !apierrors.IsNotFound(err) {

@@ -62,3 +62,20 @@ func TestStartAgentTimesOutNamingWhatIsAwaited(t *testing.T) {
 	}
 	_ = katadeploy.VersionAnnotation
 }
+
+// What a run installed it uninstalls, and verifies gone.
+func TestUninstallKataVerifiesNothingIsLeft(t *testing.T) {
+	chart, _ := filepath.Abs("../katadeploy/testdata/kata-deploy-shape")
+	e, _ := env(t, func(c *config.Config) { c.Kata.Chart, c.Kata.Shims = chart, []string{"clh", "qemu"} })
+	_ = e.InstallKata(t.Context(), time.Second) // never ready here: no node
+	if !e.installed {
+		t.Fatal("the install itself succeeded; Down must know to uninstall")
+	}
+	if err := e.UninstallKata(t.Context(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rcs, _, err := e.RuntimeClasses(t.Context())
+	if err != nil || len(rcs) != 0 {
+		t.Fatalf("RuntimeClasses left: %v %v", rcs, err)
+	}
+}

@@ -30,6 +30,59 @@ type Install struct {
 	Timeout    time.Duration
 }
 
+func helmConfig(kubeconfig, namespace string) (*action.Configuration, *cli.EnvSettings, error) {
+	settings := cli.New()
+	settings.KubeConfig = kubeconfig
+	settings.SetNamespace(namespace)
+	cfg := action.NewConfiguration()
+	if err := cfg.Init(settings.RESTClientGetter(), namespace, "secret"); err != nil {
+		return nil, nil, fmt.Errorf("helm: %w", err)
+	}
+	return cfg, settings, nil
+}
+
+// Uninstall removes the kata-deploy release with the Helm SDK and waits for what it
+// deleted to be gone. Whether the node is clean again is Gone's question.
+func Uninstall(ctx context.Context, kubeconfig, namespace string, timeout time.Duration) error {
+	if namespace == "" {
+		namespace = "kube-system"
+	}
+	cfg, _, err := helmConfig(kubeconfig, namespace)
+	if err != nil {
+		return err
+	}
+	un := action.NewUninstall(cfg)
+	un.Timeout = timeout
+	un.WaitStrategy = kube.StatusWatcherStrategy
+	if _, err := un.Run(Release); err != nil {
+		return fmt.Errorf("uninstalling kata-deploy: %w", err)
+	}
+	return nil
+}
+
+// Gone names what of an install is still there after Uninstall: the DaemonSet, the
+// RuntimeClasses kata-deploy made, node labels saying Kata runs there. Empty means
+// uninstalled.
+func Gone(s State, classes []string) []string {
+	var left []string
+	if s.DaemonSet != nil {
+		left = append(left, "the kata-deploy DaemonSet")
+	}
+	for _, rc := range s.RuntimeClasses {
+		for _, c := range classes {
+			if rc.Name == c {
+				left = append(left, "RuntimeClass "+c)
+			}
+		}
+	}
+	for _, n := range s.Nodes {
+		if n.Labels[nodeLabel] == "true" {
+			left = append(left, "node "+n.Name+" still labelled "+nodeLabel+"=true")
+		}
+	}
+	return left
+}
+
 // Run locates the chart (pulling it from its OCI registry at the pinned version, or a
 // local directory), installs it with kwc's values and returns the rendered manifest.
 // It does not wait for the chart's pods: Ready judges kata-deploy's own signals.
@@ -41,12 +94,9 @@ func (in Install) Run(ctx context.Context) (string, error) {
 	if in.Namespace == "" {
 		in.Namespace = "kube-system"
 	}
-	settings := cli.New()
-	settings.KubeConfig = in.Kubeconfig
-	settings.SetNamespace(in.Namespace)
-	cfg := action.NewConfiguration()
-	if err := cfg.Init(settings.RESTClientGetter(), in.Namespace, "secret"); err != nil {
-		return "", fmt.Errorf("helm: %w", err)
+	cfg, settings, err := helmConfig(in.Kubeconfig, in.Namespace)
+	if err != nil {
+		return "", err
 	}
 	rc, err := registry.NewClient(registry.ClientOptWriter(os.Stderr))
 	if err != nil {

@@ -74,4 +74,23 @@ func TestInstallIntoARealAPIServer(t *testing.T) {
 			t.Errorf("the chart's RuntimeClasses do not satisfy Ready: %s", m)
 		}
 	}
+	if left := Gone(State{DaemonSet: &ds, RuntimeClasses: rcs.Items}, RuntimeClasses(k)); len(left) == 0 {
+		t.Fatal("Gone must see the install")
+	}
+
+	// Uninstall, verified once: nothing of the chart is left.
+	if err := Uninstall(ctx, kubeconfig, "", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rcs = nodev1.RuntimeClassList{}
+	if err := c.Resources().List(ctx, &rcs); err != nil {
+		t.Fatal(err)
+	}
+	st := State{RuntimeClasses: rcs.Items}
+	if err := c.Resources().Get(ctx, "kata-deploy", "kube-system", &ds); err == nil {
+		st.DaemonSet = &ds
+	}
+	if left := Gone(st, RuntimeClasses(k)); len(left) > 0 {
+		t.Fatalf("left after uninstall: %v", left)
+	}
 }

@@ -17,6 +17,9 @@ type State struct {
 	RuntimeClasses []nodev1.RuntimeClass
 }
 
+// nodeLabel is what kata-deploy sets on a node once Kata is installed there.
+const nodeLabel = "katacontainers.io/kata-runtime"
+
 // Ready says whether every readiness signal is there, and names what is missing, for
 // the progress lines while waiting and the error when waiting ends.
 func Ready(s State, classes []string, version string) (bool, []string) {
@@ -32,8 +35,8 @@ func Ready(s State, classes []string, version string) (bool, []string) {
 	}
 	instance := InstanceLabel(version)
 	for _, n := range s.Nodes {
-		if n.Labels["katacontainers.io/kata-runtime"] != "true" {
-			missing = append(missing, fmt.Sprintf("node %s: label katacontainers.io/kata-runtime=%q, want true", n.Name, n.Labels["katacontainers.io/kata-runtime"]))
+		if n.Labels[nodeLabel] != "true" {
+			missing = append(missing, fmt.Sprintf("node %s: label %s=%q, want true", n.Name, nodeLabel, n.Labels[nodeLabel]))
 		}
 		if instance != "" && n.Labels[instance] != "true" {
 			missing = append(missing, fmt.Sprintf("node %s: no %s=true", n.Name, instance))

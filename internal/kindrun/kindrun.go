@@ -102,7 +102,8 @@ func (e *Env) LoadArchive(ref string, open func() (io.ReadCloser, error)) error 
 // asked to keep it.
 func (e *Env) Down(ctx context.Context, failed, keep bool) error {
 	var errs []error
-	if e.Env != nil {
+	// Kept means kept as the run left it: workspaces, agent and Kata stay for a look.
+	if e.Env != nil && !keep {
 		if err := e.Env.Down(ctx); err != nil {
 			errs = append(errs, err)
 		}

@@ -21,10 +21,12 @@ dir=${KWC_LOCAL_DIR:-/tmp/kwc-local-$$}
 env_file=$dir.env
 bin=$root/.cache/bin/localcluster
 go build -o "$bin" ./hack/localcluster
-"$bin" --dir "$dir" --env "$env_file" --decoy-kata=$decoy &
+# Its own session: a Ctrl-C reaches the suite, which removes what it made while the
+# cluster still answers; the cluster goes after, on exit.
+setsid "$bin" --dir "$dir" --env "$env_file" --decoy-kata=$decoy &
 pid=$!
 stop() {
-  kill -INT "$pid" 2>/dev/null || true
+  kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
 trap stop EXIT

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/moby/moby/client"
 
@@ -40,6 +38,8 @@ func cleanupCmd(ctx context.Context, args []string) error {
 		pattern = *run
 	}
 	dirs, _ := filepath.Glob(filepath.Join(nodeagent.CanaryRoot, pattern))
+	states, _ := filepath.Glob(filepath.Join(nodeagent.CanaryRoot, "agent-"+pattern+".json"))
+	dirs = append(dirs, states...)
 	shm, _ := filepath.Glob("/dev/shm/" + nodeagent.Marker(pattern))
 	for _, p := range append(dirs, shm...) {
 		if err := os.RemoveAll(p); err != nil {
@@ -55,17 +55,15 @@ func cleanupCmd(ctx context.Context, args []string) error {
 	for _, k := range keys {
 		fmt.Println("removed key", k)
 	}
-	loops, _ := filepath.Glob(filepath.Join(os.TempDir(), "kwc-loop-"+pattern))
-	for _, d := range loops {
-		img := filepath.Join(d, "canary.img")
-		out, _ := exec.CommandContext(ctx, "losetup", "-j", img).Output()
-		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if dev, _, ok := strings.Cut(l, ":"); ok {
-				if b, err := exec.CommandContext(ctx, "losetup", "-d", dev).CombinedOutput(); err != nil {
-					errs = append(errs, fmt.Errorf("losetup -d %s: %v %s", dev, err, b))
-				}
-			}
-		}
+	loops, err := nodeagent.RemoveLoops(pattern)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, l := range loops {
+		fmt.Println("detached", l)
+	}
+	work, _ := filepath.Glob(filepath.Join(os.TempDir(), "kwc-loop-"+pattern))
+	for _, d := range work {
 		if err := os.RemoveAll(d); err != nil {
 			errs = append(errs, err)
 		} else {

@@ -489,9 +489,18 @@ func (c *Cluster) deletePods(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	grace := int64(1)
-	nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("listing namespaces: %w", err)
+	// The API server may still be answering a cancelled suite's last requests: retry.
+	var nss *corev1.NamespaceList
+	for {
+		nss, err = cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("listing namespaces: %w", err)
+		case <-time.After(time.Second):
+		}
 	}
 	for _, ns := range nss.Items {
 		_ = cs.CoreV1().Pods(ns.Name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &grace}, metav1.ListOptions{})
@@ -539,7 +548,18 @@ func (c *Cluster) sweepTasks() error {
 	if err != nil {
 		return fmt.Errorf("listing containerd tasks: %v %s", err, out)
 	}
-	for _, id := range strings.Fields(out) {
+	ids := strings.Fields(out)
+	// TERM first, so a pod that holds something on the host (the node agent and its
+	// canaries) can let go of it; KILL what is left.
+	for _, id := range ids {
+		_, _ = ctr("tasks", "kill", "--all", "--signal", "SIGTERM", id)
+	}
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if left, _ := ctr("tasks", "list"); !strings.Contains(left, "RUNNING") {
+			break
+		}
+	}
+	for _, id := range ids {
 		_, _ = ctr("tasks", "kill", "--all", "--signal", "SIGKILL", id)
 		time.Sleep(200 * time.Millisecond)
 		_, _ = ctr("tasks", "delete", "--force", id)

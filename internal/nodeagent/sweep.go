@@ -3,6 +3,7 @@ package nodeagent
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -134,4 +135,31 @@ func RemoveKeys(pattern string) ([]string, error) {
 		removed = append(removed, name)
 	}
 	return removed, nil
+}
+
+// RemoveLoops detaches the canary loop devices of runs matching pattern (a run id, or
+// * for all), found by their backing file's name: a killed agent in a container leaves
+// a backing path that only existed inside it.
+func RemoveLoops(pattern string) ([]string, error) {
+	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	var removed []string
+	var errs []error
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		backing := strings.TrimSpace(string(b))
+		dir := filepath.Base(filepath.Dir(backing))
+		if ok, _ := filepath.Match("kwc-loop-"+pattern, dir); !ok {
+			continue
+		}
+		dev := "/dev/" + filepath.Base(filepath.Dir(filepath.Dir(f)))
+		if err := detachLoop(dev); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, dev+" ("+backing+")")
+	}
+	return removed, errors.Join(errs...)
 }

@@ -3,8 +3,8 @@ package nodeagent
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"

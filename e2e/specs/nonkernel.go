@@ -143,5 +143,6 @@ func kubeletFromWorkspace(ctx context.Context, in NonKernelInput, ws target.Work
 	}
 	f := apichecks.JudgeKubelet(answers)
 	f.Evidence = append([]string{fmt.Sprintf("asked from inside %s (node %s, InternalIP %s)", ws.Name(), node.Name, host)}, f.Evidence...)
-	return f
+	status, cerr := apichecks.KubeletControl(ctx, in.Target.RestConfig(), host, port)
+	return apichecks.WithControl(f, answers, status, cerr)
 }

@@ -2,13 +2,18 @@ package apichecks
 
 import (
 	"context"
-	"kwc.dev/kwc/internal/verdict"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
+
+	"k8s.io/client-go/rest"
+
+	"kwc.dev/kwc/internal/kubeletask"
+	"kwc.dev/kwc/internal/verdict"
 )
 
 // No kubelet can run here, so two stand-ins on loopback play one: locked down
@@ -18,7 +23,7 @@ func kubelet(t *testing.T, anonymous bool, readOnly bool) Kubelet {
 	t.Helper()
 	secure := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case anonymous:
+		case anonymous, r.Header.Get("Authorization") == "Bearer harness-token":
 			w.Write([]byte(`{"kind":"PodList","items":[]}`))
 		case r.Header.Get("Authorization") == "":
 			w.WriteHeader(http.StatusUnauthorized)
@@ -61,5 +66,30 @@ func TestKubeletLeaky(t *testing.T) {
 	}
 	if f := CheckKubelet(context.Background(), kubelet(t, false, true)); f.Result != verdict.Reached {
 		t.Fatalf("an open read-only port alone is a path: %s", f.Result)
+	}
+}
+
+// The control: the harness's own credential gets 200 from the locked-down stand-in, a
+// refusal then stands; with no kubelet at all, a "refusal" is no evidence.
+func TestKubeletControl(t *testing.T) {
+	k := kubelet(t, false, false)
+	answers := kubeletask.Ask(context.Background(), k)
+	f := JudgeKubelet(answers)
+	status, err := KubeletControl(context.Background(), &rest.Config{BearerToken: "harness-token"}, k.Host, k.SecurePort)
+	if err != nil || status != 200 {
+		t.Fatalf("control: %d %v", status, err)
+	}
+	if g := WithControl(f, answers, status, err); g.Result != verdict.Blocked || !strings.Contains(strings.Join(g.Evidence, "\n"), "control: GET /pods with the harness's credential: 200") {
+		t.Fatalf("%+v", g)
+	}
+	// Nothing listens: the workspace got no answer and neither did the harness.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	none := kubeletask.Request{Host: "127.0.0.1", SecurePort: port, ReadOnlyPort: port}
+	answers = kubeletask.Ask(context.Background(), none)
+	status, err = KubeletControl(context.Background(), &rest.Config{BearerToken: "harness-token"}, "127.0.0.1", port)
+	if g := WithControl(JudgeKubelet(answers), answers, status, err); g.Result != verdict.Error {
+		t.Fatalf("a kubelet nobody reached is no evidence: %+v", g)
 	}
 }

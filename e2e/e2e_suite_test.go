@@ -22,6 +22,7 @@ import (
 	"kwc.dev/kwc/e2e/framework"
 	"kwc.dev/kwc/e2e/specs"
 
+	"kwc.dev/kwc/internal/apichecks"
 	"kwc.dev/kwc/internal/baseimage"
 	"kwc.dev/kwc/internal/clusterrun"
 	"kwc.dev/kwc/internal/config"
@@ -49,7 +50,10 @@ var (
 	// nodeRefs is the probe set run on each node itself (by node name; "" on the docker
 	// target): the reference that reaches all.
 	nodeRefs = map[string][]verdict.ProbeVerdict{}
-	controls = verdict.Controls{}
+	// apiControls are the API checks' results in this run's misconfigured namespace.
+	apiControls   map[string]verdict.Result
+	apiControlErr error
+	controls      = verdict.Controls{}
 	// suite is set in TestE2E before the tree is built: lanes shape the tree.
 	suite    *framework.Suite
 	fixtures []dockerfiles.Fixture
@@ -192,7 +196,8 @@ func nonKernel() func(context.Context, target.Workspace) []verdict.Finding {
 	}
 	return func(ctx context.Context, ws target.Workspace) []verdict.Finding {
 		return specs.NonKernelFindings(ctx, specs.NonKernelInput{Target: suite.Cluster.Target, Agent: agents[kubetarget.NodeOf(ws)],
-			KataVersion: version, Timeout: config.Duration{Duration: suite.Config.Interval("escape", "probe")}}, ws)
+			KataVersion: version, Timeout: config.Duration{Duration: suite.Config.Interval("escape", "probe")},
+			APIControls: apiControls, APIControlError: apiControlErr}, ws)
 	}
 }
 
@@ -258,8 +263,14 @@ func agentImage(ctx context.Context) v1.Image {
 // that node's reference. Without agents the escape criterion is inconclusive, and
 // says why.
 func startAgents(ctx context.Context, image string) {
-	done := suite.Phase("cluster: node agents and probe reference")
+	done := suite.Phase("cluster: node agents, probe reference, API checks' control")
 	defer done()
+	apiControls, apiControlErr = apichecks.Control(ctx, suite.Cluster.Target.RestConfig(), suite.RunID)
+	if apiControlErr != nil {
+		suite.Logf("API checks will be inconclusive: %v", apiControlErr)
+	} else {
+		suite.Recorder.SetEnv(map[string]string{"cluster.apiControl": fmt.Sprint(apiControls)})
+	}
 	agents, agentErr = suite.Cluster.StartAgent(ctx, image, 3*time.Minute)
 	if agentErr != nil {
 		suite.Logf("escape probes will be inconclusive: %v", agentErr)

@@ -32,6 +32,10 @@ type NonKernelInput struct {
 	// or the version this run installed).
 	KataVersion string
 	Timeout     config.Duration
+	// APIControls are the API checks' results in this run's misconfigured namespace
+	// (apichecks.Control); APIControlError says why there are none.
+	APIControls     map[string]verdict.Result
+	APIControlError error
 }
 
 // NonKernelFindings asks, for one workspace: the API as the workspace's identity (no
@@ -49,7 +53,7 @@ func NonKernelFindings(ctx context.Context, in NonKernelInput, ws target.Workspa
 	if id.ServiceAccount == "" {
 		id.ServiceAccount = kubeworkspace.ServiceAccount
 	}
-	out := apichecks.Run(ctx, in.Target.RestConfig(), id, pod)
+	out := apichecks.WithControls(apichecks.Run(ctx, in.Target.RestConfig(), id, pod), in.APIControls, in.APIControlError)
 	out = append(out, kubeletFromWorkspace(ctx, in, ws, pod))
 	if lane.Isolation == config.IsolationVM {
 		if in.Agent == nil {

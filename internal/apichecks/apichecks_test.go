@@ -4,9 +4,6 @@ import (
 	"kwc.dev/kwc/internal/verdict"
 	"testing"
 
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/kubeapitest"
 	"kwc.dev/kwc/internal/kubeworkspace"
@@ -41,24 +38,27 @@ func TestAPIChecksAgainstARealAPIServer(t *testing.T) {
 		}
 	}
 
-	leaky := setup("leaky")
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "too-much", Namespace: leaky.Namespace.Name},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods", "pods/exec", "secrets"}, Verbs: []string{"create", "get", "list"}}}}
-	bind := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "too-much", Namespace: leaky.Namespace.Name},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "too-much"},
-		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: kubeworkspace.ServiceAccount, Namespace: leaky.Namespace.Name}}}
-	if err := admin.Resources().Create(ctx, role); err != nil {
+	// The control as the suite runs it, in the same cluster: every check reaches.
+	controls, err := Control(ctx, cp.Config(kubeapitest.AdminToken), "leaky")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := admin.Resources().Create(ctx, bind); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"A01-no-service-account-token", "A02-rbac", "A03-bad-pods-refused"} {
+		if controls[id] != verdict.Reached {
+			t.Errorf("misconfigured %s: %s, must be reached", id, controls[id])
+		}
 	}
-	yes := true
-	leaky.Pod.Spec.AutomountServiceAccountToken = &yes
-	lid := Identity{Namespace: leaky.Namespace.Name, ServiceAccount: kubeworkspace.ServiceAccount}
-	for _, f := range Run(ctx, cp.Config(kubeapitest.AdminToken), lid, leaky.Pod) {
-		if f.Result != verdict.Reached {
-			t.Errorf("misconfigured %s: %s (%s), must be reached", f.ID, f.Result, f.Reason)
+	// A blocked finding stands only where its control reached.
+	safeFindings := Run(ctx, cp.Config(kubeapitest.AdminToken), id, safe.Pod)
+	for _, f := range WithControls(safeFindings, controls, nil) {
+		if f.Result != verdict.Blocked {
+			t.Errorf("%s with its control reached: %s", f.ID, f.Result)
+		}
+	}
+	controls["A02-rbac"] = verdict.Blocked
+	for _, f := range WithControls(safeFindings, controls, nil) {
+		if f.ID == "A02-rbac" && f.Result != verdict.Error {
+			t.Errorf("A02 without its control reached must not pass: %s", f.Result)
 		}
 	}
 }

@@ -9,17 +9,22 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"kwc.dev/kwc/internal/clusterrun"
+	"kwc.dev/kwc/internal/kindcluster"
 	"kwc.dev/kwc/internal/nodeagent"
 	"kwc.dev/kwc/internal/target/dockertarget"
 )
 
 // cleanupCmd removes what a killed run can leave: labelled containers and their
-// volumes, and canaries (files, /dev/shm entries, keys, loop devices). Canary processes die
+// volumes, kind clusters named for the run, the run's namespaces in the cluster
+// KUBECONFIG names (the node agent's SIGTERM removes its canaries there), and canaries
+// on this host (files, /dev/shm entries, keys, loop devices). Canary processes die
 // with the harness; listeners die with its process.
 func cleanupCmd(ctx context.Context, args []string) error {
 	fs := newFlags("cleanup")
 	run := fs.String("run", "", "the run id to clean up")
 	all := fs.Bool("all", false, "clean up every kwc run")
+	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "a cluster to remove the run's namespaces from (default $KUBECONFIG; none when empty)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -31,6 +36,24 @@ func cleanupCmd(ctx context.Context, args []string) error {
 	if err == nil {
 		if err := dockertarget.RemoveRun(ctx, cli, *run); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if err == nil {
+		clusters, err := kindcluster.RemoveRun(*run)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, c := range clusters {
+			fmt.Println("deleted kind cluster", c)
+		}
+	}
+	if *kubeconfig != "" {
+		nss, err := clusterrun.RemoveRun(ctx, *kubeconfig, *run)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, n := range nss {
+			fmt.Println("deleting namespace", n)
 		}
 	}
 	pattern := "*"

@@ -7,6 +7,7 @@ package clusterrun
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
@@ -364,4 +366,36 @@ func (e *Env) down(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// RemoveRun deletes every namespace a run left in a cluster (runID, or "" for every
+// kwc run): its workspaces, the node agent (whose SIGTERM removes its canaries), the
+// API checks' control. For a run that was killed before its own teardown.
+func RemoveRun(ctx context.Context, kubeconfig, runID string) ([]string, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("reading the kubeconfig %s: %w", kubeconfig, err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	selector := target.LabelRun
+	if runID != "" {
+		selector += "=" + runID
+	}
+	list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, fmt.Errorf("listing kwc namespaces: %w", err)
+	}
+	var removed []string
+	var errs []error
+	for _, ns := range list.Items {
+		if err := cs.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, ns.Name)
+	}
+	return removed, errors.Join(errs...)
 }

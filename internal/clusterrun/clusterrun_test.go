@@ -6,9 +6,13 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/katadeploy"
 	"kwc.dev/kwc/internal/kubeapitest"
+	"kwc.dev/kwc/internal/target"
 )
 
 func env(t *testing.T, mutate func(*config.Config)) (*Env, *kubeapitest.ControlPlane) {
@@ -77,5 +81,28 @@ func TestUninstallKataVerifiesNothingIsLeft(t *testing.T) {
 	rcs, _, err := e.RuntimeClasses(t.Context())
 	if err != nil || len(rcs) != 0 {
 		t.Fatalf("RuntimeClasses left: %v %v", rcs, err)
+	}
+}
+
+// kwc cleanup's cluster part: only the named run's namespaces go.
+func TestRemoveRunDeletesOnlyThatRunsNamespaces(t *testing.T) {
+	ctx, cp, admin := kubeapitest.ForTest(t)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := cp.WriteKubeconfig(kubeconfig, kubeapitest.AdminToken); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []struct{ name, run string }{{"kwc-aaa-runc-gitlab", "aaa"}, {"kwc-aaa-agent", "aaa"}, {"kwc-bbb-runc-gitlab", "bbb"}} {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n.name, Labels: map[string]string{target.LabelRun: n.run}}}
+		if err := admin.Resources().Create(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := RemoveRun(ctx, kubeconfig, "aaa")
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("removed %v, %v", removed, err)
+	}
+	var other corev1.Namespace
+	if err := admin.Resources().Get(ctx, "kwc-bbb-runc-gitlab", "", &other); err != nil || other.DeletionTimestamp != nil {
+		t.Fatalf("another run's namespace was touched: %v %+v", err, other.DeletionTimestamp)
 	}
 }

@@ -6,6 +6,7 @@ package kindcluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -180,3 +181,29 @@ func (c *Cluster) NodeChecks(ctx context.Context, shmSize string) ([]preflight.C
 
 // KubeconfigPath is where a run keeps its cluster's kubeconfig.
 func KubeconfigPath(runDir string) string { return filepath.Join(runDir, "kubeconfig") }
+
+// RemoveRun deletes the kind clusters a run left (kwc-<runID>, or every kwc-* cluster
+// when runID is empty): a run killed before its teardown, or one kept with --kwc.keep.
+func RemoveRun(runID string) ([]string, error) {
+	names, err := provider().List()
+	if err != nil {
+		return nil, fmt.Errorf("listing kind clusters: %w", err)
+	}
+	pattern := "kwc-" + runID
+	if runID == "" {
+		pattern = "kwc-*"
+	}
+	var removed []string
+	var errs []error
+	for _, n := range names {
+		if ok, _ := filepath.Match(pattern, n); !ok {
+			continue
+		}
+		if err := provider().Delete(n, ""); err != nil {
+			errs = append(errs, fmt.Errorf("deleting kind cluster %s: %w", n, err))
+			continue
+		}
+		removed = append(removed, n)
+	}
+	return removed, errors.Join(errs...)
+}

@@ -4,6 +4,7 @@
 package imagepush
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/moby/moby/client"
@@ -46,7 +49,32 @@ func FromEngine(ctx context.Context, cli *client.Client, ref, dir string) (v1.Im
 	if err != nil {
 		return nil, fmt.Errorf("reading the saved %s: %w", ref, err)
 	}
-	return img, nil
+	return fastCompression(img)
+}
+
+// fastCompression re-wraps an image's layers to be gzipped at the fastest level when
+// pushed: the saved layers are uncompressed, and the default level spends most of a
+// push on two cores compressing them (same content, same diff IDs, same config).
+func fastCompression(img v1.Image) (v1.Image, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := empty.Image
+	for _, l := range layers {
+		fast, err := tarball.LayerFromOpener(l.Uncompressed, tarball.WithCompressionLevel(gzip.BestSpeed))
+		if err != nil {
+			return nil, err
+		}
+		if out, err = mutate.AppendLayers(out, fast); err != nil {
+			return nil, err
+		}
+	}
+	return mutate.ConfigFile(out, cf)
 }
 
 // Insecure reports whether a registry is reached over plain HTTP: loopback always

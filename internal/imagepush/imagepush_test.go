@@ -46,3 +46,30 @@ func TestInsecureOnlyForLoopbackOrWhenAsked(t *testing.T) {
 		t.Error("a configured insecure registry is plain HTTP")
 	}
 }
+
+// Re-compressing keeps what the image is: its layers' content and its config.
+func TestFastCompressionKeepsTheImage(t *testing.T) {
+	img, err := random.Image(2048, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := fastCompression(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.ConfigFile()
+	got, err := fast.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.RootFS.DiffIDs) != 3 {
+		t.Fatalf("diff IDs %v", got.RootFS.DiffIDs)
+	}
+	layers, _ := fast.Layers()
+	for i, l := range layers {
+		d, err := l.DiffID()
+		if err != nil || d != want.RootFS.DiffIDs[i] {
+			t.Fatalf("layer %d: diff ID %v, config says %v (%v)", i, d, want.RootFS.DiffIDs[i], err)
+		}
+	}
+}

@@ -236,9 +236,9 @@ func setUpCluster(ctx context.Context) {
 	cfg := suite.Config
 	insecure := imagepush.Insecure(cfg.Cluster.Registry, cfg.Cluster.InsecureRegistry)
 	done := suite.Phase("cluster: push images")
-	ws, err := imagepush.FromEngine(ctx, suite.Docker.Client(), cfg.Images.Workspace, GinkgoT().TempDir())
+	wsImage, err := imagepush.FromEngine(ctx, suite.Docker.Client(), cfg.Images.Workspace, GinkgoT().TempDir())
 	setupStep(err, "reading the workspace image from the engine")
-	pinned, err := imagepush.Push(ctx, ws, cfg.Cluster.Registry+"/kwc/workspace:"+suite.RunID, insecure)
+	pinned, err := imagepush.Push(ctx, wsImage, cfg.Cluster.Registry+"/kwc/workspace:"+suite.RunID, insecure)
 	setupStep(err, "pushing the workspace image")
 	agentRef, err := imagepush.Push(ctx, agentImage(ctx), cfg.Cluster.Registry+"/kwc/node-agent:"+suite.RunID, insecure)
 	setupStep(err, "pushing the node agent image")

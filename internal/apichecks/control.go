@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -52,11 +51,9 @@ func Control(ctx context.Context, admin *rest.Config, runID string) (map[string]
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, n, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("creating the API checks' control namespace: %w", err)
 	}
-	defer func() {
-		if err := cs.CoreV1().Namespaces().Delete(context.WithoutCancel(ctx), ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			_ = err // the run's namespace sweep deletes it too
-		}
-	}()
+	// A failed delete is left to the run's namespace sweep: the namespace carries the
+	// run's label.
+	defer func() { _ = cs.CoreV1().Namespaces().Delete(context.WithoutCancel(ctx), ns, metav1.DeleteOptions{}) }()
 	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("creating the control's ServiceAccount: %w", err)
 	}

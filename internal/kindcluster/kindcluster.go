@@ -185,7 +185,8 @@ func KubeconfigPath(runDir string) string { return filepath.Join(runDir, "kubeco
 // RemoveRun deletes the kind clusters a run left (kwc-<runID>, or every kwc-* cluster
 // when runID is empty): a run killed before its teardown, or one kept with --kwc.keep.
 func RemoveRun(runID string) ([]string, error) {
-	names, err := provider().List()
+	p := provider()
+	names, err := p.List()
 	if err != nil {
 		return nil, fmt.Errorf("listing kind clusters: %w", err)
 	}
@@ -199,7 +200,7 @@ func RemoveRun(runID string) ([]string, error) {
 		if ok, _ := filepath.Match(pattern, n); !ok {
 			continue
 		}
-		if err := provider().Delete(n, ""); err != nil {
+		if err := p.Delete(n, ""); err != nil {
 			errs = append(errs, fmt.Errorf("deleting kind cluster %s: %w", n, err))
 			continue
 		}

@@ -110,7 +110,7 @@ func cniConfig() []byte {
 // kubeletConfig is the node's kubelet, locked down as a hardened cluster runs it
 // (anonymous off, webhook authorization, no read-only port), on cgroup v1 and cgroupfs
 // as this host has them.
-func kubeletConfig(dir, socket, clientCA string) ([]byte, error) {
+func kubeletConfig(socket, clientCA string) ([]byte, error) {
 	f := false
 	t := true
 	zero := int32(0)

@@ -69,6 +69,8 @@ type Cluster struct {
 	ContainerdSocket, ContainerdConfig string
 	procs                              []*exec.Cmd
 	bridgeMade                         bool
+	// clientCA is the CA the kubelet trusts for the API server's client certificate.
+	clientCA string
 }
 
 // Prerequisites lists what is missing on this host, each with its fix.
@@ -279,7 +281,7 @@ func (c *Cluster) logTail(name string) string {
 }
 
 func (c *Cluster) startControlPlane(ctx context.Context) error {
-	caCert, clientCert, clientKey, err := kubeletClientPKI(c.path("pki"))
+	clientCA, clientCert, clientKey, err := kubeletClientPKI(c.path("pki"))
 	if err != nil {
 		return err
 	}
@@ -293,8 +295,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.cp = cp
-	_ = caCert
+	c.cp, c.clientCA = cp, clientCA
 	if err := cp.WriteKubeconfig(c.Kubeconfig, kubeapitest.AdminToken); err != nil {
 		return err
 	}
@@ -320,7 +321,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 }
 
 func (c *Cluster) startKubelet(ctx context.Context) error {
-	kcfg, err := kubeletConfig(c.o.Dir, c.ContainerdSocket, c.path("pki", "ca.crt"))
+	kcfg, err := kubeletConfig(c.ContainerdSocket, c.clientCA)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 
 // The kubelet reads its file strictly; so does this test, into the kubelet's own type.
 func TestKubeletConfigDecodesStrictly(t *testing.T) {
-	b, err := kubeletConfig("/d", "/d/containerd.sock", "/d/pki/ca.crt")
+	b, err := kubeletConfig("/d/containerd.sock", "/d/pki/ca.crt")
 	if err != nil {
 		t.Fatal(err)
 	}

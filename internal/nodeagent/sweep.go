@@ -43,7 +43,7 @@ func TakeSnapshotAt(root string) (Snapshot, error) {
 	agents, _ := filepath.Glob(at("/sys/fs/cgroup/*/release_agent"))
 	for _, a := range agents {
 		if b, err := os.ReadFile(a); err == nil {
-			s[strings.TrimPrefix(a, strings.TrimSuffix(root, "/"))] = strings.TrimSpace(string(b))
+			s[nodePath(root, a)] = strings.TrimSpace(string(b))
 		}
 	}
 	for _, f := range []string{"/etc/crontab", "/etc/passwd", "/etc/shadow", "/etc/sudoers", "/etc/ld.so.preload"} {
@@ -53,7 +53,7 @@ func TakeSnapshotAt(root string) (Snapshot, error) {
 		files, _ := filepath.Glob(at(pattern))
 		for _, f := range files {
 			if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
-				s["kata asset "+strings.TrimPrefix(f, strings.TrimSuffix(root, "/"))] = fileHash(f)
+				s["kata asset "+nodePath(root, f)] = fileHash(f)
 			}
 		}
 	}

@@ -92,28 +92,11 @@ func RunDirect(ctx context.Context, ws target.Workspace, spec probespec.Spec, ti
 }
 
 func run(ctx context.Context, ws target.Workspace, spec probespec.Spec, timeout time.Duration, cmds [][]string) (probespec.Result, string, error) {
-	in, err := json.Marshal(spec)
-	if err != nil {
-		return probespec.Result{}, "", err
+	res, ev, ran, err := firstThatRuns(ctx, ws, spec, timeout, cmds, 5)
+	if err == nil && !ran {
+		err = fmt.Errorf("kwc-probe did not run in %s (tried: %s)", ws.Name(), ev)
 	}
-	var evidence strings.Builder
-	for _, cmd := range cmds {
-		r, err := ws.Exec(ctx, target.ExecRequest{Cmd: cmd, Stdin: bytes.NewReader(in), Timeout: timeout})
-		if err != nil {
-			return probespec.Result{}, evidence.String(), err
-		}
-		fmt.Fprintf(&evidence, "$ %s: exit %d in %.1fs\n", strings.Join(cmd, " "), r.ExitCode, r.Duration.Seconds())
-		if !r.OK() {
-			evidence.WriteString(indentedTail(r.Stderr, 5))
-			continue
-		}
-		res, err := Decode([]byte(r.Stdout))
-		if err != nil {
-			return probespec.Result{}, evidence.String(), err
-		}
-		return res, evidence.String(), nil
-	}
-	return probespec.Result{}, evidence.String(), fmt.Errorf("kwc-probe did not run in %s (tried: %s)", ws.Name(), evidence.String())
+	return res, ev, err
 }
 
 // Nested runs the probe set inside a privileged container started by the workspace's
@@ -121,21 +104,31 @@ func run(ctx context.Context, ws target.Workspace, spec probespec.Spec, timeout 
 // and its root mounted: each flag must map to the workspace, never to the node.
 // applicable is false when no engine in the workspace can start such a container.
 func Nested(ctx context.Context, ws target.Workspace, spec probespec.Spec, image string, timeout time.Duration) (res probespec.Result, evidence string, applicable bool, err error) {
+	var cmds [][]string
+	for _, tool := range []string{"docker", "podman"} {
+		cmds = append(cmds, []string{"sudo", "-n", tool, "run", "--rm", "-i", "--privileged", "--pid=host", "--network=host",
+			"-v", "/:/host:ro", "-v", Dir + ":" + Dir + ":ro", image, Binary, "--spec", "-"})
+	}
+	return firstThatRuns(ctx, ws, spec, timeout, cmds, 3)
+}
+
+// firstThatRuns tries each command with the spec on standard input until one exits
+// 0, and decodes its result; ran says whether any did. The evidence lists every
+// attempt, with the last tailLines of a failed one's standard error.
+func firstThatRuns(ctx context.Context, ws target.Workspace, spec probespec.Spec, timeout time.Duration, cmds [][]string, tailLines int) (probespec.Result, string, bool, error) {
 	in, err := json.Marshal(spec)
 	if err != nil {
 		return probespec.Result{}, "", false, err
 	}
 	var ev strings.Builder
-	for _, tool := range []string{"docker", "podman"} {
-		cmd := []string{"sudo", "-n", tool, "run", "--rm", "-i", "--privileged", "--pid=host", "--network=host",
-			"-v", "/:/host:ro", "-v", Dir + ":" + Dir + ":ro", image, Binary, "--spec", "-"}
+	for _, cmd := range cmds {
 		r, err := ws.Exec(ctx, target.ExecRequest{Cmd: cmd, Stdin: bytes.NewReader(in), Timeout: timeout})
 		if err != nil {
 			return probespec.Result{}, ev.String(), false, err
 		}
 		fmt.Fprintf(&ev, "$ %s: exit %d in %.1fs\n", strings.Join(cmd, " "), r.ExitCode, r.Duration.Seconds())
 		if !r.OK() {
-			ev.WriteString(indentedTail(r.Stderr, 3))
+			ev.WriteString(indentedTail(r.Stderr, tailLines))
 			continue
 		}
 		res, err := Decode([]byte(r.Stdout))

@@ -140,12 +140,10 @@ func (t *Target) StartWorkspace(ctx context.Context, lane config.Lane) (target.W
 			return nil, fmt.Errorf("lane %s: creating %T %s: %w", lane.Name, o, o.GetName(), err)
 		}
 	}
-	w, err := t.StartPod(ctx, objs.Pod, kubeworkspace.ContainerName)
-	if err != nil {
+	ws := &workspace{t: t, lane: lane, ns: objs.Pod.Namespace, pod: objs.Pod.Name, container: kubeworkspace.ContainerName}
+	if err := t.startPod(ctx, objs.Pod, ws); err != nil {
 		return nil, fmt.Errorf("lane %s: %w", lane.Name, err)
 	}
-	ws := w.(*workspace)
-	ws.lane, ws.foreign = lane, false
 	return ws, nil
 }
 
@@ -153,19 +151,27 @@ func (t *Target) StartWorkspace(ctx context.Context, lane config.Lane) (target.W
 // handle execs into container. When it does not run, the error carries the pod's
 // phase, conditions, container states and events.
 func (t *Target) StartPod(ctx context.Context, pod *corev1.Pod, container string) (target.Workspace, error) {
-	if err := t.kc.Resources().Create(ctx, pod); err != nil {
-		return nil, fmt.Errorf("creating pod %s/%s: %w", pod.Namespace, pod.Name, err)
-	}
 	ws := &workspace{t: t, lane: config.Lane{Name: pod.Name}, ns: pod.Namespace, pod: pod.Name, container: container, foreign: true}
+	if err := t.startPod(ctx, pod, ws); err != nil {
+		return nil, err
+	}
+	return ws, nil
+}
+
+// startPod creates pod, waits for it to run and records its node in ws.
+func (t *Target) startPod(ctx context.Context, pod *corev1.Pod, ws *workspace) error {
+	if err := t.kc.Resources().Create(ctx, pod); err != nil {
+		return fmt.Errorf("creating pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
 	err := wait.For(conditions.New(t.kc.Resources()).PodRunning(pod), wait.WithTimeout(t.o.StartTimeout), wait.WithInterval(2*time.Second), wait.WithContext(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("pod %s did not run within %s: %s", ws.Name(), t.o.StartTimeout, ws.explain(context.WithoutCancel(ctx)))
+		return fmt.Errorf("pod %s did not run within %s: %s", ws.Name(), t.o.StartTimeout, ws.explain(context.WithoutCancel(ctx)))
 	}
 	var p corev1.Pod
 	if err := t.kc.Resources().Get(ctx, ws.pod, ws.ns, &p); err == nil {
 		ws.node = p.Spec.NodeName
 	}
-	return ws, nil
+	return nil
 }
 
 // Pod is a handle on a running pod's container that is not a workspace (the node

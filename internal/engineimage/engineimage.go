@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -44,6 +45,15 @@ type DebianBase struct {
 	Mirror string // empty: the host's apt sources
 	// CacheDir keeps the mmdebstrap tarball, so a fresh engine re-imports in seconds.
 	CacheDir string
+	// Variant and Include choose what mmdebstrap installs; empty means minbase with
+	// ca-certificates (what the workspace image builds on). Tests set a smaller set.
+	Variant string
+	Include []string
+}
+
+// TarPath is where the base's tarball is cached.
+func (b DebianBase) TarPath() string {
+	return filepath.Join(b.CacheDir, "debian-"+b.Suite+".tar")
 }
 
 // EnsureDebianBase imports the base into the engine unless it is there already.
@@ -51,11 +61,9 @@ func EnsureDebianBase(ctx context.Context, cli *client.Client, b DebianBase, log
 	if ok, id, err := Exists(ctx, cli, b.Ref); err != nil || ok {
 		return id, err
 	}
-	tarPath := filepath.Join(b.CacheDir, "debian-"+b.Suite+".tar")
-	if _, err := os.Stat(tarPath); err != nil {
-		if err := mmdebstrap(ctx, b, tarPath, logf); err != nil {
-			return "", err
-		}
+	tarPath, err := MakeDebianTar(ctx, b, logf)
+	if err != nil {
+		return "", err
 	}
 	f, err := os.Open(tarPath)
 	if err != nil {
@@ -74,6 +82,77 @@ func EnsureDebianBase(ctx context.Context, cli *client.Client, b DebianBase, log
 	return id, err
 }
 
+// MakeDebianTar returns the cached tarball of the base, making it with mmdebstrap when
+// the cache has no valid one. A cached path that is not a readable tar with a root
+// filesystem in it (a folder or a truncated file left by an older run) is made again.
+func MakeDebianTar(ctx context.Context, b DebianBase, logf Logf) (string, error) {
+	out := b.TarPath()
+	if err := checkRootfsTar(out); err == nil {
+		return out, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		logf("the cached Debian base %s is unusable (%v): making it again", out, err)
+		if err := os.RemoveAll(out); err != nil {
+			return "", fmt.Errorf("removing the unusable cached base %s: %w", out, err)
+		}
+	}
+	if err := mmdebstrap(ctx, b, out, logf); err != nil {
+		return "", err
+	}
+	if err := checkRootfsTar(out); err != nil {
+		return "", fmt.Errorf("mmdebstrap made %s, but it is not a usable root filesystem tarball: %w", out, err)
+	}
+	return out, nil
+}
+
+// checkRootfsTar says whether path is a regular file holding a tar stream with
+// etc/os-release in it: the least a Debian root filesystem has.
+func checkRootfsTar(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is a %s, not a tar file", path, st.Mode().Type())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return fmt.Errorf("%s has no etc/os-release", path)
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		switch filepath.Clean(h.Name) {
+		case "etc/os-release", "usr/lib/os-release":
+			return nil
+		}
+	}
+}
+
+// mmdebstrapArgs names the output format explicitly: mmdebstrap picks it from the file
+// name otherwise, and the ".partial" name it writes to first made it a directory.
+func mmdebstrapArgs(b DebianBase, out string) []string {
+	variant, include := b.Variant, b.Include
+	if variant == "" {
+		variant, include = "minbase", []string{"ca-certificates"}
+	}
+	args := []string{"--variant=" + variant, "--format=tar"}
+	if len(include) > 0 {
+		args = append(args, "--include="+strings.Join(include, ","))
+	}
+	args = append(args, b.Suite, out)
+	if b.Mirror != "" {
+		args = append(args, b.Mirror)
+	}
+	return args
+}
+
 func mmdebstrap(ctx context.Context, b DebianBase, out string, logf Logf) error {
 	bin, err := exec.LookPath("mmdebstrap")
 	if err != nil {
@@ -82,17 +161,14 @@ func mmdebstrap(ctx context.Context, b DebianBase, out string, logf Logf) error 
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(out), err)
 	}
-	args := []string{"--variant=minbase", "--include=ca-certificates", b.Suite, out + ".partial"}
-	if b.Mirror != "" {
-		args = append(args, b.Mirror)
-	}
+	args := mmdebstrapArgs(b, out+".partial")
 	logf("making the Debian %s base with mmdebstrap (about 30-90 s)", b.Suite)
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Run(); err != nil {
-		_ = os.Remove(out + ".partial")
+		_ = os.RemoveAll(out + ".partial")
 		return fmt.Errorf("mmdebstrap %s failed: %w\n%s\n  fix: check that apt can reach a Debian mirror (apt-get update), or set images.debianMirror", strings.Join(args, " "), err, logtail.Indent(logtail.Last(log.String(), 15), "    "))
 	}
 	logf("Debian base made in %s", time.Since(start).Round(time.Second))

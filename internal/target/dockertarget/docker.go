@@ -58,10 +58,15 @@ func (t *Target) Preflight(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := t.cli.Ping(ctx, client.PingOptions{}); err != nil {
-		return fmt.Errorf("no container engine answers at %s: %w\n  fix: start dockerd, or point DOCKER_HOST at a running engine (make test starts a private one with .ci/engine.sh)", t.host, err)
+		return fmt.Errorf("no container engine answers at %s: %w\n%s", t.host, err, NoEngineFix)
 	}
 	return nil
 }
+
+// NoEngineFix says exactly what to run when no engine answers: the private engine
+// make test uses, or the host's own dockerd.
+const NoEngineFix = `  fix: eval "$(hack/engine.sh start)" && make e2e TARGET=docker   (a private engine; root, Debian's docker.io)
+       or start the host's dockerd (systemctl start docker), or point DOCKER_HOST at a running engine`
 
 // Runtimes lists the engine's registered runtimes, plus DefaultRuntime.
 func (t *Target) Runtimes(ctx context.Context) ([]string, error) {

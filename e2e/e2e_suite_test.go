@@ -24,6 +24,7 @@ import (
 
 	"kwc.dev/kwc/internal/apichecks"
 	"kwc.dev/kwc/internal/baseimage"
+	"kwc.dev/kwc/internal/cachedir"
 	"kwc.dev/kwc/internal/clusterrun"
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/engineimage"
@@ -107,7 +108,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	cli := suite.Docker.Client()
 	_, err := engineimage.EnsureDebianBase(ctx, cli, engineimage.DebianBase{
 		Ref: cfg.Images.WorkspaceBase, Suite: cfg.Images.DebianSuite, Mirror: cfg.Images.DebianMirror,
-		CacheDir: framework.CacheDir(),
+		CacheDir: cachedir.Path(),
 	}, suite.Logf)
 	setupStep(err, "making the workspace's Debian base")
 	id, err := engineimage.BuildImage(ctx, cli, engineimage.Build{

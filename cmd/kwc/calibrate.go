@@ -10,33 +10,34 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"kwc.dev/kwc/e2e/framework"
+	"kwc.dev/kwc/internal/cachedir"
 	"kwc.dev/kwc/internal/calibrate"
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/engineimage"
 	"kwc.dev/kwc/internal/report"
+	"kwc.dev/kwc/internal/runid"
 	"kwc.dev/kwc/internal/target/dockertarget"
 )
 
 func calibrateCmd(ctx context.Context, args []string) error {
-	fs := newFlags("calibrate")
+	fs := newFlags("calibrate", "[flags]")
 	cfgPath := fs.String("kwc.config", "", "kwc.yaml on top of the embedded defaults")
 	reportsDir := fs.String("kwc.reports-dir", "reports", "where the calibration's folder goes")
 	intoLatest := fs.Bool("into-latest", false, "write into the folder reports/latest points at (after make e2e) instead of a new one")
 	vm := fs.Bool("vm", true, "boot the calibration VM (QEMU)")
 	containers := fs.Bool("containers", true, "run the container contexts on the local engine")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*cfgPath, config.Overrides{Target: string(config.TargetDocker)})
 	if err != nil {
 		return err
 	}
-	runID := framework.NewRunID()
+	runID := runid.New()
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(os.Stderr, "%s kwc: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
 	}
-	o := calibrate.Options{Config: cfg, RunID: runID, CacheDir: framework.CacheDir(), VM: *vm, Logf: logf}
+	o := calibrate.Options{Config: cfg, RunID: runID, CacheDir: cachedir.Path(), VM: *vm, Logf: logf}
 	if *containers {
 		dt, err := dockertarget.New(runID, cfg.Images.Workspace)
 		if err != nil {

@@ -2,96 +2,56 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/moby/moby/client"
 
-	"kwc.dev/kwc/internal/clusterrun"
-	"kwc.dev/kwc/internal/kindcluster"
-	"kwc.dev/kwc/internal/nodeagent"
-	"kwc.dev/kwc/internal/target/dockertarget"
+	"kwc.dev/kwc/internal/leftovers"
 )
 
-// cleanupCmd removes what a killed run can leave: labelled containers and their
-// volumes, kind clusters named for the run, the run's namespaces in the cluster
-// KUBECONFIG names (the node agent's SIGTERM removes its canaries there), and canaries
-// on this host (files, /dev/shm entries, keys, loop devices). Canary processes die
-// with the harness; listeners die with its process.
+// cleanupCmd removes what a killed run can leave, by run id: see package leftovers for
+// what that is and how each object is proven to be kwc's.
 func cleanupCmd(ctx context.Context, args []string) error {
-	fs := newFlags("cleanup")
-	run := fs.String("run", "", "the run id to clean up")
+	fs := newFlags("cleanup", "--run <id> | --all [--kubeconfig FILE]")
+	run := fs.String("run", "", "the run id to clean up (the last part of the report folder's name)")
 	all := fs.Bool("all", false, "clean up every kwc run")
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "a cluster to remove the run's namespaces from (default $KUBECONFIG; none when empty)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
-	if *run == "" && !*all {
-		return errors.New("say which run: --run <id> (from the report folder's name) or --all")
-	}
-	var errs []error
-	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		if err := dockertarget.RemoveRun(ctx, cli, *run); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err == nil {
-		clusters, err := kindcluster.RemoveRun(*run)
+	var runs leftovers.Runs
+	switch {
+	case *all && *run != "":
+		return usageError{fs, "--run and --all exclude each other"}
+	case *all:
+		runs = leftovers.AllRuns()
+	case *run == "":
+		return usageError{fs, "say which run: --run <id> (from the report folder's name) or --all"}
+	default:
+		r, err := leftovers.Run(*run)
 		if err != nil {
-			errs = append(errs, err)
+			return usageError{fs, err.Error()}
 		}
-		for _, c := range clusters {
-			fmt.Println("deleted kind cluster", c)
-		}
+		runs = r
 	}
-	if *kubeconfig != "" {
-		nss, err := clusterrun.RemoveRun(ctx, *kubeconfig, *run)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, n := range nss {
-			fmt.Println("deleting namespace", n)
-		}
-	}
-	pattern := "*"
-	if *run != "" {
-		pattern = *run
-	}
-	dirs, _ := filepath.Glob(filepath.Join(nodeagent.CanaryRoot, pattern))
-	states, _ := filepath.Glob(filepath.Join(nodeagent.CanaryRoot, "agent-"+pattern+".json"))
-	dirs = append(dirs, states...)
-	shm, _ := filepath.Glob("/dev/shm/" + nodeagent.Marker(pattern))
-	for _, p := range append(dirs, shm...) {
-		if err := os.RemoveAll(p); err != nil {
-			errs = append(errs, err)
+	w := leftovers.Where{Kubeconfig: *kubeconfig}
+	if cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation()); err == nil {
+		if _, err := cli.Ping(ctx, client.PingOptions{}); err == nil {
+			w.Engine = cli
 		} else {
-			fmt.Println("removed", p)
+			fmt.Fprintf(os.Stderr, "kwc: no container engine answers (%v): containers, volumes and kind clusters were not looked for\n", err)
 		}
 	}
-	keys, err := nodeagent.RemoveKeys(pattern)
+	removed, err := leftovers.Clean(ctx, runs, w)
+	for _, r := range removed {
+		fmt.Println("removed", r)
+	}
+	if len(removed) == 0 && err == nil {
+		fmt.Println("nothing of kwc's was left")
+	}
 	if err != nil {
-		errs = append(errs, err)
+		return fmt.Errorf("cleanup: %w", err)
 	}
-	for _, k := range keys {
-		fmt.Println("removed key", k)
-	}
-	loops, err := nodeagent.RemoveLoops(pattern)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, l := range loops {
-		fmt.Println("detached", l)
-	}
-	work, _ := filepath.Glob(filepath.Join(os.TempDir(), "kwc-loop-"+pattern))
-	for _, d := range work {
-		if err := os.RemoveAll(d); err != nil {
-			errs = append(errs, err)
-		} else {
-			fmt.Println("removed", d)
-		}
-	}
-	return errors.Join(errs...)
+	return nil
 }

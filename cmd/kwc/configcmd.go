@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
@@ -9,23 +8,29 @@ import (
 )
 
 func configCmd(args []string) error {
-	if len(args) == 0 {
-		return errors.New("usage: kwc config defaults | kwc config validate FILE")
+	fs := newFlags("config", "defaults | validate FILE")
+	if err := parseFlags(fs, args, 2); err != nil {
+		return err
 	}
-	switch args[0] {
+	switch fs.Arg(0) {
 	case "defaults":
+		if fs.NArg() != 1 {
+			return usageError{fs, fmt.Sprintf("unexpected argument %q", fs.Arg(1))}
+		}
 		_, err := os.Stdout.Write(config.DefaultYAML())
 		return err
 	case "validate":
-		if len(args) != 2 {
-			return errors.New("usage: kwc config validate FILE")
+		if fs.NArg() != 2 {
+			return usageError{fs, "validate takes one FILE"}
 		}
-		c, err := config.Load(args[1], config.Overrides{})
+		c, err := config.Load(fs.Arg(1), config.Overrides{})
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s: valid (%d lanes, target %s)\n", args[1], len(c.Lanes), c.Target)
+		fmt.Printf("%s: valid (%d lanes, target %s)\n", fs.Arg(1), len(c.Lanes), c.Target)
 		return nil
+	case "":
+		return usageError{fs, "say which: defaults or validate FILE"}
 	}
-	return fmt.Errorf("unknown config command %q", args[0])
+	return usageError{fs, fmt.Sprintf("unknown config command %q", fs.Arg(0))}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,10 +18,10 @@ func reportPath(arg string) string {
 }
 
 func gateCmd(args []string) error {
-	fs := newFlags("gate")
+	fs := newFlags("gate", "--policy FILE [--baseline REPORT] [REPORT]")
 	policyPath := fs.String("policy", "", "gate policy (YAML, kind GatePolicy); see fixtures/policies/")
 	baselinePath := fs.String("baseline", "", "an earlier conformance.json: list regressions and fixes; a regression fails the gate")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, 1); err != nil {
 		return err
 	}
 	target := "reports/latest"
@@ -30,7 +29,7 @@ func gateCmd(args []string) error {
 		target = fs.Arg(0)
 	}
 	if *policyPath == "" && *baselinePath == "" {
-		return errors.New("say what to gate on: --policy FILE, --baseline REPORT, or both")
+		return usageError{fs, "say what to gate on: --policy FILE, --baseline REPORT, or both"}
 	}
 	c, err := report.Read(reportPath(target))
 	if err != nil {

@@ -54,6 +54,15 @@ func main() {
 	if errors.As(err, &fail) {
 		os.Exit(int(fail))
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // the flag set printed its usage
+	}
+	var bad usageError
+	if errors.As(err, &bad) {
+		fmt.Fprintf(os.Stderr, "kwc %s: %s\n", bad.fs.Name(), bad.msg)
+		bad.fs.Usage()
+		os.Exit(2)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kwc: %v\n", err)
 		os.Exit(1)
@@ -82,7 +91,36 @@ func interruptible() (context.Context, func()) {
 	return ctx, func() { signal.Stop(ch); cancel() }
 }
 
-func newFlags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("kwc "+name, flag.ContinueOnError)
+// newFlags makes a command's flag set; synopsis is what follows the command's name.
+func newFlags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: kwc %s %s\n", name, synopsis)
+		fs.PrintDefaults()
+	}
 	return fs
 }
+
+// parseFlags parses args and refuses more than maxArgs positional arguments: an
+// argument kwc would ignore is a mistake the user should hear about. -h and --help
+// print the usage and end the command with exit 0 (flag.ErrHelp).
+func parseFlags(fs *flag.FlagSet, args []string, maxArgs int) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{fs, err.Error()}
+	}
+	if fs.NArg() > maxArgs {
+		return usageError{fs, fmt.Sprintf("unexpected argument %q", fs.Arg(maxArgs))}
+	}
+	return nil
+}
+
+// usageError is a command line kwc cannot take: it ends with the usage and exit 2.
+type usageError struct {
+	fs  *flag.FlagSet
+	msg string
+}
+
+func (e usageError) Error() string { return e.msg }

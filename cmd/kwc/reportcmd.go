@@ -13,10 +13,10 @@ import (
 // conformance.json, and with --check-browser loads index.html in headless Chromium,
 // checks the matrix against the report and saves a screenshot.
 func reportCmd(ctx context.Context, args []string) error {
-	fs := newFlags("report")
+	fs := newFlags("report", "[--check-browser] [--out DIR] [REPORT]")
 	out := fs.String("out", "", "folder for the renderings (default: beside the report)")
 	check := fs.Bool("check-browser", false, "check index.html in headless Chromium and save artifacts/index.png")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, 1); err != nil {
 		return err
 	}
 	target := "reports/latest"

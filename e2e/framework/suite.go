@@ -4,8 +4,6 @@ package framework
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +20,7 @@ import (
 	"kwc.dev/kwc/internal/plan"
 	"kwc.dev/kwc/internal/preflight"
 	"kwc.dev/kwc/internal/report"
+	"kwc.dev/kwc/internal/runid"
 	"kwc.dev/kwc/internal/target"
 	"kwc.dev/kwc/internal/target/dockertarget"
 	"kwc.dev/kwc/kindconfigs"
@@ -65,18 +64,11 @@ type Suite struct {
 	flags  Flags
 }
 
-// NewRunID returns a short random run id.
-func NewRunID() string {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // Setup loads the config and prepares the run folder, before anything can fail slowly.
 // The returned suite always has a Recorder and Dir, so even a failed setup leaves a
 // report.
 func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
-	s := &Suite{RunID: NewRunID(), Out: out, start: time.Now(), flags: f}
+	s := &Suite{RunID: runid.New(), Out: out, start: time.Now(), flags: f}
 	cfg, err := config.Load(f.Config, config.Overrides{Target: f.Target, ReportsDir: f.ReportsDir, Keep: f.Keep,
 		Registry: os.Getenv("KWC_REGISTRY"), ContainerdSocket: os.Getenv("KWC_CONTAINERD_SOCKET"), ContainerdConfig: os.Getenv("KWC_CONTAINERD_CONFIG")})
 	reportsDir := f.ReportsDir
@@ -273,21 +265,6 @@ func kubeconfigPath(configured string) (string, error) {
 // Logf prints a timestamped progress line.
 func (s *Suite) Logf(format string, args ...any) {
 	fmt.Fprintf(s.Out, "%s kwc: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
-
-// CacheDir is where slow, reusable inputs (the Debian base tarball) are kept.
-func CacheDir() string {
-	if d := os.Getenv("KWC_CACHE_DIR"); d != "" {
-		return d
-	}
-	if wd, err := os.Getwd(); err == nil {
-		// The suite runs in e2e/; the cache lives at the repository root.
-		if filepath.Base(wd) == "e2e" {
-			wd = filepath.Dir(wd)
-		}
-		return filepath.Join(wd, ".cache")
-	}
-	return filepath.Join(os.TempDir(), "kwc-cache")
 }
 
 // Finish writes the report, prints the matrix and removes what the run left, unless

@@ -27,6 +27,7 @@ import (
 
 	"kwc.dev/kwc/internal/probe"
 	"kwc.dev/kwc/internal/probespec"
+	"kwc.dev/kwc/internal/runid"
 )
 
 // CanaryRoot is where the file canary lives on the node's root filesystem, in no
@@ -58,6 +59,17 @@ type Planted struct {
 	removed bool
 }
 
+// ProcessEnv is the environment variable that marks the canary process (and anything
+// it might start): cleanup finds a killed run's processes by it.
+const ProcessEnv = "KWC_CANARY"
+
+// ShmKey is the SysV shared-memory key of run runID's segment: 0x6b77 ("kw") in the
+// high half, so cleanup can tell kwc's keys from others before it reads the segment.
+func ShmKey(runID string) int { return int(ShmKeyPrefix | crc32.ChecksumIEEE([]byte(runID))&0xffff) }
+
+// ShmKeyPrefix is the high half of every kwc SysV key.
+const ShmKeyPrefix = 0x6b770000
+
 // Marker names everything of run runID.
 func Marker(runID string) string { return "kwc-canary-" + runID }
 
@@ -78,6 +90,9 @@ func Plant(o Options) (*Planted, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the node agent must run as root to plant canaries on the host (run the suite as root, or use a Kubernetes target where it runs as a DaemonSet)")
 	}
+	if err := runid.Check(o.RunID); err != nil {
+		return nil, fmt.Errorf("the node agent names every canary by its run: %w", err)
+	}
 	logf := o.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -94,7 +109,7 @@ func Plant(o Options) (*Planted, error) {
 		CanaryPath:     filepath.Join(CanaryRoot, o.RunID, "canary"),
 		AbstractSocket: marker,
 		ShmName:        marker,
-		ShmKey:         int(0x6b770000 | crc32.ChecksumIEEE([]byte(o.RunID))&0xffff),
+		ShmKey:         ShmKey(o.RunID),
 		KeyDescription: marker,
 		Sockets:        o.Sockets,
 		TempDir:        "/tmp/kwc-probe-" + o.RunID,
@@ -180,23 +195,30 @@ func (p *Planted) plantFile(content string) error {
 	return os.WriteFile(p.spec.CanaryPath, []byte(content+"\n"), 0o600)
 }
 
-// plantProcess starts a sleeper whose argv and environment carry the secret; it dies
-// with the harness (PDEATHSIG), so a killed run leaves no canary process behind.
+// plantProcess starts a shell whose argv and environment carry the secret. It forks
+// nothing (a forked sleep outlived a SIGKILLed harness as an orphan): it waits in the
+// read builtin on a pipe only the agent holds, so it ends when the agent dies however
+// it dies (EOF), and PDEATHSIG backs that up. Cleanup finds it by KWC_CANARY.
 func (p *Planted) plantProcess(content string) error {
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		return err
 	}
 	// The secret is the shell's $0, so it is in the process's command line; the ":"
-	// keeps the shell alive (a lone command would be exec'd in its place). A renamed
-	// argv[0] would not do: busybox picks its applet by argv[0].
-	cmd := exec.Command(sh, "-c", "sleep 10800; :", content)
-	cmd.Env = []string{"KWC_CANARY=" + content, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	// keeps the shell itself in the read. A renamed argv[0] would not do: busybox
+	// picks its applet by argv[0].
+	cmd := exec.Command(sh, "-c", "read _ignored; :", content)
+	cmd.Env = []string{ProcessEnv + "=" + content, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	p.undo = append(p.undo, func() error {
+		_ = stdin.Close()
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_, _ = cmd.Process.Wait()
 		return nil
@@ -309,7 +331,11 @@ func (p *Planted) plantLoop(content string) error {
 	if err := os.WriteFile(img, raw, 0o600); err != nil {
 		return err
 	}
-	dev, err := attachLoop(img)
+	dev, made, err := attachLoop(img)
+	if made {
+		// A node made here (a container's /dev) is ours: it goes when the device does.
+		p.undo = append(p.undo, func() error { return removeIfNode(dev) })
+	}
 	if err != nil {
 		return err
 	}
@@ -323,40 +349,57 @@ func (p *Planted) plantLoop(content string) error {
 }
 
 // attachLoop attaches img read-only to a free loop device through the kernel's loop
-// ioctls, as losetup does, so no tool is needed in the agent's image.
-func attachLoop(img string) (string, error) {
+// ioctls, as losetup does, so no tool is needed in the agent's image. made says it
+// created the device node.
+func attachLoop(img string) (dev string, made bool, err error) {
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
 	if err != nil {
-		return "", fmt.Errorf("opening /dev/loop-control: %w", err)
+		return dev, made, fmt.Errorf("opening /dev/loop-control: %w", err)
 	}
 	defer ctl.Close()
 	n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
 	if err != nil {
-		return "", fmt.Errorf("finding a free loop device: %w", err)
+		return dev, made, fmt.Errorf("finding a free loop device: %w", err)
 	}
-	dev := fmt.Sprintf("/dev/loop%d", n)
+	dev = fmt.Sprintf("/dev/loop%d", n)
 	if _, err := os.Stat(dev); os.IsNotExist(err) {
 		// A /dev that is not devtmpfs (a container's) lacks nodes made after it started.
 		if err := unix.Mknod(dev, unix.S_IFBLK|0o660, int(unix.Mkdev(7, uint32(n)))); err != nil {
-			return "", fmt.Errorf("creating %s: %w", dev, err)
+			return dev, made, fmt.Errorf("creating %s: %w", dev, err)
 		}
+		made = true
 	}
 	backing, err := os.Open(img)
 	if err != nil {
-		return "", err
+		return dev, made, err
 	}
 	defer backing.Close()
 	loop, err := os.OpenFile(dev, os.O_RDONLY, 0)
 	if err != nil {
-		return "", fmt.Errorf("opening %s: %w", dev, err)
+		return dev, made, fmt.Errorf("opening %s: %w", dev, err)
 	}
 	defer loop.Close()
 	cfg := unix.LoopConfig{Fd: uint32(backing.Fd())}
 	cfg.Info.Flags = unix.LO_FLAGS_READ_ONLY
 	if err := unix.IoctlLoopConfigure(int(loop.Fd()), &cfg); err != nil {
-		return "", fmt.Errorf("attaching %s to %s: %w", img, dev, err)
+		return dev, made, fmt.Errorf("attaching %s to %s: %w", img, dev, err)
 	}
-	return dev, nil
+	return dev, made, nil
+}
+
+// removeIfNode removes dev when it is still a block device node.
+func removeIfNode(dev string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(dev, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return nil
+	}
+	return os.Remove(dev)
 }
 
 func detachLoop(dev string) error {

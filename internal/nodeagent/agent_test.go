@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"kwc.dev/kwc/internal/probespec"
+	"kwc.dev/kwc/internal/runid"
 )
 
 func TestDiff(t *testing.T) {
@@ -34,7 +35,7 @@ func TestPlantAndRemoveOnTheHost(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the node agent test needs root (make test runs as root)")
 	}
-	p, err := Plant(Options{RunID: "unit" + strings.ReplaceAll(t.Name(), "/", "")[:4]})
+	p, err := Plant(Options{RunID: runid.New()})
 	if err != nil {
 		t.Fatal(err)
 	}

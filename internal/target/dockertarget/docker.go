@@ -215,12 +215,15 @@ func (t *Target) socketPath() (string, error) {
 
 // Cleanup removes every container and volume labelled with this run.
 func (t *Target) Cleanup(ctx context.Context) error {
-	return RemoveRun(ctx, t.cli, t.runID)
+	_, err := RemoveRun(ctx, t.cli, t.runID)
+	return err
 }
 
-// RemoveRun removes every container (and its volumes) labelled with runID; an empty
-// runID removes every kwc container (`kwc cleanup --all`).
-func RemoveRun(ctx context.Context, cli *client.Client, runID string) error {
+// RemoveRun removes every container (and its volumes) labelled with runID, then any
+// labelled volume left over (a run killed between creating a volume and its
+// container); an empty runID removes every kwc container and volume (`kwc cleanup
+// --all`). It returns what it removed.
+func RemoveRun(ctx context.Context, cli *client.Client, runID string) ([]string, error) {
 	f := client.Filters{}
 	if runID == "" {
 		f = f.Add("label", target.LabelRun)
@@ -229,15 +232,29 @@ func RemoveRun(ctx context.Context, cli *client.Client, runID string) error {
 	}
 	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
-		return fmt.Errorf("listing kwc containers: %w", err)
+		return nil, fmt.Errorf("listing kwc containers: %w", err)
 	}
+	var removed []string
 	var errs []error
 	for _, c := range list.Items {
 		if _, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
 			errs = append(errs, fmt.Errorf("removing container %s: %w", strings.Join(c.Names, ","), err))
+			continue
 		}
+		removed = append(removed, "container "+strings.TrimPrefix(strings.Join(c.Names, ","), "/"))
 	}
-	return errors.Join(errs...)
+	vols, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return removed, errors.Join(append(errs, fmt.Errorf("listing kwc volumes: %w", err))...)
+	}
+	for _, v := range vols.Items {
+		if _, err := cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil {
+			errs = append(errs, fmt.Errorf("removing volume %s: %w", v.Name, err))
+			continue
+		}
+		removed = append(removed, "volume "+v.Name)
+	}
+	return removed, errors.Join(errs...)
 }
 
 type workspace struct {

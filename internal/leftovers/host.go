@@ -1,0 +1,385 @@
+// Package leftovers finds and removes what kwc runs left on a host, by run id, without
+// the run's memory: every object a run creates carries its id in a form this package
+// can check (a name, a label, a marker in its content or environment). It removes
+// only what it can prove is kwc's: run ids are checked against the form kwc makes
+// before any path or pattern is built from them, a file's content or a process's
+// environment must carry the run's marker, and a folder with a mount under it is
+// never removed.
+package leftovers
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"kwc.dev/kwc/internal/nodeagent"
+	"kwc.dev/kwc/internal/runid"
+)
+
+// Runs selects the runs to clean up: one run, or every kwc run.
+type Runs struct {
+	id  string
+	all bool
+}
+
+// Run selects one run; id must have the form kwc makes.
+func Run(id string) (Runs, error) {
+	if err := runid.Check(id); err != nil {
+		return Runs{}, err
+	}
+	return Runs{id: id}, nil
+}
+
+// AllRuns selects every kwc run.
+func AllRuns() Runs { return Runs{all: true} }
+
+// ID is the selected run, or "" for every run.
+func (r Runs) ID() string { return r.id }
+
+// Has reports whether id is a run id the selection takes.
+func (r Runs) Has(id string) bool {
+	if !runid.Valid(id) {
+		return false
+	}
+	return r.all || id == r.id
+}
+
+// Glob is a filepath.Match pattern for the selected ids: the id, or any run id.
+func (r Runs) Glob() string {
+	if r.all {
+		return strings.Repeat("[0-9a-f]", runid.Len)
+	}
+	return r.id
+}
+
+// Removed is one object removed, in words.
+type Removed string
+
+// Host removes a run's objects on this host: canary folders and agent state under
+// nodeagent.CanaryRoot, /dev/shm entries, SysV shared-memory segments, canary
+// processes (and anything they started), keyring keys, loop devices and their work
+// folders. It goes on past a failure and reports every one.
+func Host(r Runs) ([]Removed, error) {
+	var out []Removed
+	var errs []error
+	add := func(rs []Removed, err error) {
+		out = append(out, rs...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Processes first: a live canary process could re-create nothing, but an agent
+	// still holding would answer for the rest.
+	add(killProcesses(r))
+	add(removeSysvShm(r))
+	add(removeCanaryFiles(r))
+	add(removeShmFiles(r))
+	keys, err := nodeagent.RemoveKeys(r.Glob())
+	for _, k := range keys {
+		out = append(out, Removed("key "+k))
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	loops, err := nodeagent.RemoveLoops(r.Glob())
+	for _, l := range loops {
+		out = append(out, Removed("loop device "+l))
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	add(removeWorkDirs(r))
+	return out, errors.Join(errs...)
+}
+
+// markedRun returns the run id a canary's content starts with ("kwc-canary-<id>:"),
+// or "".
+func markedRun(content []byte) string {
+	prefix := []byte(nodeagent.Marker(""))
+	if !bytes.HasPrefix(content, prefix) {
+		return ""
+	}
+	rest := content[len(prefix):]
+	i := bytes.IndexByte(rest, ':')
+	if i < 0 {
+		return ""
+	}
+	id := string(rest[:i])
+	if !runid.Valid(id) {
+		return ""
+	}
+	return id
+}
+
+// killProcesses kills every process whose environment carries a selected run's
+// canary marker: the canary process and whatever it started, orphaned or not.
+func killProcesses(r Runs) ([]Removed, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("listing processes: %w", err)
+	}
+	self := os.Getpid()
+	var out []Removed
+	var errs []error
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self || pid == 1 {
+			continue
+		}
+		id := processRun(pid)
+		if id == "" || !r.Has(id) {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("killing canary process %d of run %s: %w", pid, id, err))
+			continue
+		}
+		out = append(out, Removed(fmt.Sprintf("process %d (%s) of run %s", pid, comm(pid), id)))
+	}
+	return out, errors.Join(errs...)
+}
+
+// processRun is the run id in pid's KWC_CANARY variable, or "".
+func processRun(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return ""
+	}
+	for _, kv := range bytes.Split(b, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte(nodeagent.ProcessEnv+"=")); ok {
+			return markedRun(v)
+		}
+	}
+	return ""
+}
+
+func comm(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.TrimSpace(string(b))
+}
+
+// SysvSegment is one SysV shared-memory segment from /proc/sysvipc/shm.
+type SysvSegment struct {
+	Key   int
+	ID    int
+	Bytes int
+}
+
+// SysvSegments lists the host's SysV shared-memory segments.
+func SysvSegments() ([]SysvSegment, error) {
+	f, err := os.Open("/proc/sysvipc/shm")
+	if err != nil {
+		return nil, fmt.Errorf("listing SysV shared memory: %w", err)
+	}
+	defer f.Close()
+	var out []SysvSegment
+	sc := bufio.NewScanner(f)
+	sc.Scan() // header
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 {
+			continue
+		}
+		key, err1 := strconv.ParseInt(fields[0], 10, 64)
+		id, err2 := strconv.Atoi(fields[1])
+		size, err3 := strconv.Atoi(fields[3])
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue
+		}
+		out = append(out, SysvSegment{Key: int(uint32(key)), ID: id, Bytes: size})
+	}
+	return out, sc.Err()
+}
+
+// removeSysvShm removes the segments whose key has kwc's prefix (the run's own key
+// when one run is selected) and whose content starts with a selected run's marker.
+func removeSysvShm(r Runs) ([]Removed, error) {
+	segs, err := SysvSegments()
+	if err != nil {
+		return nil, err
+	}
+	var out []Removed
+	var errs []error
+	for _, s := range segs {
+		if s.Key&^0xffff != nodeagent.ShmKeyPrefix || (!r.all && s.Key != nodeagent.ShmKey(r.id)) {
+			continue
+		}
+		b, err := unix.SysvShmAttach(s.ID, 0, unix.SHM_RDONLY)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reading SysV segment %d (key %#x): %w", s.ID, s.Key, err))
+			continue
+		}
+		id := markedRun(b)
+		_ = unix.SysvShmDetach(b)
+		if id == "" || !r.Has(id) {
+			continue
+		}
+		if _, err := unix.SysvShmCtl(s.ID, unix.IPC_RMID, nil); err != nil {
+			errs = append(errs, fmt.Errorf("removing SysV segment %d of run %s: %w", s.ID, id, err))
+			continue
+		}
+		out = append(out, Removed(fmt.Sprintf("SysV segment %d (key %#x) of run %s", s.ID, s.Key, id)))
+	}
+	return out, errors.Join(errs...)
+}
+
+// removeCanaryFiles removes <CanaryRoot>/<id>/ and <CanaryRoot>/agent-<id>.json of the
+// selected runs, then CanaryRoot itself when nothing else is in it.
+func removeCanaryFiles(r Runs) ([]Removed, error) {
+	entries, err := os.ReadDir(nodeagent.CanaryRoot)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", nodeagent.CanaryRoot, err)
+	}
+	var out []Removed
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		id := strings.TrimSuffix(strings.TrimPrefix(name, "agent-"), ".json")
+		isState := name == "agent-"+id+".json" && e.Type().IsRegular()
+		if !r.Has(id) || !(isState || (name == id && e.IsDir())) {
+			continue
+		}
+		p := filepath.Join(nodeagent.CanaryRoot, name)
+		if err := removeTree(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, Removed(p))
+	}
+	_ = os.Remove(nodeagent.CanaryRoot) // only when empty
+	return out, errors.Join(errs...)
+}
+
+// removeShmFiles removes /dev/shm/kwc-canary-<id> when it holds the run's marker.
+func removeShmFiles(r Runs) ([]Removed, error) {
+	matches, _ := filepath.Glob("/dev/shm/" + nodeagent.Marker(r.Glob()))
+	var out []Removed
+	var errs []error
+	for _, p := range matches {
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		b, err := readHead(p, 64)
+		if err != nil || !r.Has(markedRun(b)) {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, Removed(p))
+	}
+	return out, errors.Join(errs...)
+}
+
+// removeWorkDirs removes the loop canary's work folder, $TMPDIR/kwc-loop-<id>.
+func removeWorkDirs(r Runs) ([]Removed, error) {
+	matches, _ := filepath.Glob(filepath.Join(os.TempDir(), "kwc-loop-"+r.Glob()))
+	var out []Removed
+	var errs []error
+	for _, p := range matches {
+		if st, err := os.Lstat(p); err != nil || !st.IsDir() {
+			continue
+		}
+		if err := removeTree(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, Removed(p))
+	}
+	return out, errors.Join(errs...)
+}
+
+func readHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	k, err := f.Read(b)
+	if k > 0 {
+		return b[:k], nil
+	}
+	return nil, err
+}
+
+// removeTree removes a folder kwc made, but never one with a mount at or under it:
+// RemoveAll would walk into the mounted filesystem and delete what is there.
+func removeTree(p string) error {
+	mounts, err := MountsUnder(p)
+	if err != nil {
+		return fmt.Errorf("not removing %s: %w", p, err)
+	}
+	if len(mounts) > 0 {
+		return fmt.Errorf("not removing %s: %s is mounted under it (unmount it first)", p, mounts[0])
+	}
+	return os.RemoveAll(p)
+}
+
+// MountsUnder lists this mount namespace's mount points at or below p.
+func MountsUnder(p string) ([]string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return nil, err
+	}
+	points, err := MountPoints()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range points {
+		if m == abs || strings.HasPrefix(m, abs+"/") {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// MountPoints lists this mount namespace's mount points, from /proc/self/mountinfo.
+func MountPoints() ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("reading the mount table: %w", err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 {
+			out = append(out, unescapeOctal(f[4]))
+		}
+	}
+	return out, nil
+}
+
+// unescapeOctal undoes mountinfo's \040-style escapes.
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -23,6 +22,11 @@ import (
 // rests on what the controls proved in this run; Ginkgo would otherwise shuffle them.
 var _ = Describe("kwc conformance", Ordered, ContinueOnFailure, func() {
 	for _, lane := range suite.Lanes {
+		for _, c := range lane.Criteria {
+			if !framework.Selected(framework.LaneLabel(lane.Name), c) {
+				suite.Recorder.SetFiltered(lane.Name, c)
+			}
+		}
 		Describe("lane "+lane.Name+" ("+string(lane.Role)+")", framework.Label(framework.LaneLabel(lane.Name)), Ordered, func() {
 			var ws target.Workspace
 			var tools *specs.Toolbox
@@ -46,7 +50,8 @@ var _ = Describe("kwc conformance", Ordered, ContinueOnFailure, func() {
 				w, err := suite.Target.StartWorkspace(ctx, lane)
 				done()
 				if err != nil {
-					suite.Recorder.SetLaneError(lane.Name, err.Error())
+					suite.WriteArtifact(filepath.Join(lane.Name, "workspace-start-error.txt"), err.Error()+"\n")
+					suite.Recorder.AddLaneError(lane.Name, "the workspace did not start: "+strings.SplitN(err.Error(), "\n", 2)[0])
 				}
 				Expect(err).NotTo(HaveOccurred(), "starting the workspace of lane %s", lane.Name)
 				ws = w
@@ -114,16 +119,15 @@ func fixtureNamed(name string) dockerfiles.Fixture {
 // own log, the nested daemon's log, and on Kubernetes the pod and its namespace's
 // events.
 func dumpWorkspace(ctx context.Context, lane config.Lane, w target.Workspace) {
-	dir := filepath.Join(suite.Dir, "artifacts", lane.Name)
-	_ = os.MkdirAll(dir, 0o755)
 	if logs, err := w.Logs(ctx); err == nil {
-		_ = os.WriteFile(filepath.Join(dir, "workspace.log"), []byte(logs), 0o644)
+		suite.WriteArtifact(filepath.Join(lane.Name, "workspace.log"), logs)
 	}
 	if d, ok := w.(interface{ Describe(context.Context) string }); ok {
-		_ = os.WriteFile(filepath.Join(dir, "pod.txt"), []byte(d.Describe(ctx)), 0o644)
+		suite.WriteArtifact(filepath.Join(lane.Name, "pod.txt"), d.Describe(ctx))
 	}
 	sh := framework.Shell{WS: w}
+	// Redacted on the way out: in a host-PID lane, ps shows the canary's command line.
 	if r, err := sh.Sudo(ctx, suite.Config.Interval("default", "exec"), "cat /tmp/kwc/dockerd.log 2>/dev/null; ps -ef"); err == nil {
-		_ = os.WriteFile(filepath.Join(dir, "workspace-state.txt"), []byte(framework.Evidence(r)), 0o644)
+		suite.WriteArtifact(filepath.Join(lane.Name, "workspace-state.txt"), framework.Evidence(r))
 	}
 }

@@ -146,6 +146,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		suite.Logf("escape probes will be inconclusive: %v", agentErr)
 		return
 	}
+	suite.AddSecret(planted.Token())
 	suite.Recorder.SetEnv(map[string]string{"canaries": strings.Join(planted.Inventory(), "; "), "node.bootID": planted.Facts()["bootID"], "node.kernel": planted.Facts()["kernel"], "node.cgroupMode": planted.Facts()["cgroupMode"]})
 	res, err := proberun.OnNode(ctx, probePath, planted.Spec())
 	Expect(err).NotTo(HaveOccurred(), "running kwc-probe on the node as the reference")
@@ -278,6 +279,7 @@ func startAgents(ctx context.Context, image string) {
 		return
 	}
 	for node, a := range agents {
+		suite.AddSecret(a.Token())
 		suite.Recorder.SetEnv(map[string]string{"node." + node + ".canaries": strings.Join(a.Inventory(), "; "), "node." + node + ".kernel": a.Facts()["kernel"], "node." + node + ".bootID": a.Facts()["bootID"]})
 		Expect(proberun.Install(ctx, a.Workspace(), probeBin)).To(Succeed(), "copying kwc-probe into the node agent on %s", node)
 		res, ev, err := proberun.RunDirect(ctx, a.Workspace(), a.Spec(), suite.Config.Interval("escape", "probe"))

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
 )
 
 // Criterion labels; lane labels are label sets, lane:<name>.
@@ -70,4 +71,21 @@ func knownLocked() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Selected reports whether the run's label filter (--label-filter, LABELS=) selects a
+// spec with these labels; with no filter every spec is selected. A filter Ginkgo
+// could not parse would have stopped the run before the tree is built, so a parse
+// error here counts as selected: a gap is then reported as not observed, never as a
+// skip.
+func Selected(specLabels ...string) bool {
+	f := ginkgo.GinkgoLabelFilter()
+	if f == "" {
+		return true
+	}
+	match, err := types.ParseLabelFilter(f)
+	if err != nil {
+		return true
+	}
+	return match(specLabels)
 }

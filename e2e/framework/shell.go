@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -109,14 +108,13 @@ const MaxEvidence = 4000
 // Record stores a criterion: full evidence of non-passing checks as artifacts, trimmed
 // evidence inline, and a report entry for Ginkgo's own reports.
 func (s *Suite) Record(lane config.Lane, criterion string, c verdict.Criterion) {
+	c.Reason = s.Redact(c.Reason)
 	for i := range c.Checks {
 		ch := &c.Checks[i]
+		ch.Evidence, ch.Reason = s.Redact(ch.Evidence), s.Redact(ch.Reason)
 		if ch.Verdict != verdict.Pass && len(ch.Evidence) > 0 {
-			p := filepath.Join(s.Dir, "artifacts", lane.Name, criterion, safeName(ch.ID)+".txt")
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
-				if os.WriteFile(p, []byte(ch.Evidence), 0o644) == nil {
-					ch.Artifact = relTo(s.Dir, p)
-				}
+			if art := s.WriteArtifact(filepath.Join(lane.Name, criterion, safeName(ch.ID)+".txt"), ch.Evidence); art != "" {
+				ch.Artifact = art
 			}
 		}
 		if len(ch.Evidence) > MaxEvidence {

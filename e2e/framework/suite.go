@@ -59,9 +59,11 @@ type Suite struct {
 	// Failed is set before Finish when any spec failed: kind's logs are kept then.
 	Failed bool
 	Out    io.Writer // progress lines
-	start  time.Time
-	run    report.Run
-	flags  Flags
+	// secrets are redacted from every artifact and evidence text.
+	secrets secrets
+	start   time.Time
+	run     report.Run
+	flags   Flags
 }
 
 // Setup loads the config and prepares the run folder, before anything can fail slowly.

@@ -40,7 +40,7 @@ func BuildSpec(inputGetter func() BuildSpecInput) {
 		for _, f := range in.Fixtures {
 			names = append(names, f.Name)
 		}
-		checks := toolChecks(ctx, in.Tools, in.Lane, "build", in.Suite.Config.Criteria.Build.Tools, names, func(tool string, i int) (verdict.Check, error) {
+		checks := toolChecks(ctx, in.Suite, in.Tools, in.Lane, "build", in.Suite.Config.Criteria.Build.Tools, names, func(tool string, i int) (verdict.Check, error) {
 			return buildAndVerify(ctx, in, tool, in.Fixtures[i], scratch)
 		})
 		crit := verdict.ByTool(checks, in.Suite.Config.Criteria.Build)

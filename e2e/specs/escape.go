@@ -60,15 +60,15 @@ func EscapeSpec(inputGetter func() EscapeSpecInput) {
 			return
 		}
 		tmo := in.Suite.Config.Interval("escape", "probe")
-		Expect(proberun.Install(ctx, in.Workspace, in.ProbeBin)).To(Succeed(), "copying kwc-probe into lane %s", in.Lane.Name)
+		in.Suite.Observed(in.Lane, "escape", "copying kwc-probe into the workspace", proberun.Install(ctx, in.Workspace, in.ProbeBin))
 		spec := in.Node.Spec()
 		node := in.Node.Facts()
 		sec := verdict.Secret{Marker: spec.Marker, Token: in.Node.Token()}
 
 		before, err := in.Node.Snapshot(ctx)
-		Expect(err).NotTo(HaveOccurred(), "reading the node's state before lane %s", in.Lane.Name)
+		in.Suite.Observed(in.Lane, "escape", "reading the node's state before the lane", err)
 		res, ev, err := proberun.Run(ctx, in.Workspace, spec, tmo)
-		Expect(err).NotTo(HaveOccurred(), "running kwc-probe in lane %s:\n%s", in.Lane.Name, ev)
+		in.Suite.Observed(in.Lane, "escape", "running kwc-probe in the workspace", withEvidence(err, ev))
 		contexts := map[string][]verdict.ProbeVerdict{"base": verdict.JudgeAll(res, node, sec)}
 		// The kernel the workspace runs on: the node's under runc, the guest's under Kata.
 		for _, o := range res.Observations {
@@ -86,7 +86,7 @@ func EscapeSpec(inputGetter func() EscapeSpecInput) {
 			findings = in.NonKernel(ctx, in.Workspace)
 		}
 		after, err := in.Node.Snapshot(ctx)
-		Expect(err).NotTo(HaveOccurred(), "reading the node's state after lane %s", in.Lane.Name)
+		in.Suite.Observed(in.Lane, "escape", "reading the node's state after the lane", err)
 		diff := nodeagent.Diff(before, after)
 		if in.Lane.Role == config.RoleControl {
 			verdict.ControlsFrom(in.Controls, in.Lane.Control, contexts["base"])
@@ -109,7 +109,7 @@ func nested(ctx context.Context, in EscapeSpecInput, node map[string]string, sec
 		}
 	}
 	res, ev, applicable, err := proberun.Nested(ctx, in.Workspace, in.Node.Spec(), in.Tools.BaseRef(), in.Suite.Config.Interval("escape", "probe"))
-	Expect(err).NotTo(HaveOccurred(), "running nested kwc-probe in lane %s:\n%s", in.Lane.Name, ev)
+	in.Suite.Observed(in.Lane, "escape", "running nested kwc-probe", withEvidence(err, ev))
 	if !applicable {
 		reason := "the workspace could not start a privileged container: " + lastLine(ev)
 		if len(setup) > 0 {
@@ -119,4 +119,12 @@ func nested(ctx context.Context, in EscapeSpecInput, node map[string]string, sec
 	}
 	AddReportEntry(in.Lane.Name+"/escape/nested", ev)
 	return verdict.JudgeAll(res, node, sec)
+}
+
+// withEvidence adds what a failed command printed to its error, for the artifact.
+func withEvidence(err error, evidence string) error {
+	if err == nil || evidence == "" {
+		return err
+	}
+	return fmt.Errorf("%w\n%s", err, evidence)
 }

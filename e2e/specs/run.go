@@ -108,7 +108,7 @@ echo "$out"
 		for _, rc := range cases {
 			names = append(names, rc.name)
 		}
-		checks := toolChecks(ctx, in.Tools, in.Lane, "run", in.Suite.Config.Criteria.Run.Tools, names, func(tool string, i int) (verdict.Check, error) {
+		checks := toolChecks(ctx, in.Suite, in.Tools, in.Lane, "run", in.Suite.Config.Criteria.Run.Tools, names, func(tool string, i int) (verdict.Check, error) {
 			results, problem, err := cases[i].run(ctx, in.Tools, tool, in.Suite.RunID, tmo)
 			c := verdict.Check{Evidence: framework.Evidence(results...)}
 			if problem != "" && len(results) == 0 {

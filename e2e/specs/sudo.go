@@ -38,7 +38,7 @@ func SudoSpec(inputGetter func() SudoSpecInput) {
 
 		var checks []verdict.Check
 		add := func(c verdict.Check, err error) {
-			Expect(err).NotTo(HaveOccurred(), "observing check %s in lane %s", c.ID, in.Lane.Name)
+			in.Suite.Observed(in.Lane, "sudo", "observing check "+c.ID, err, checks...)
 			checks = append(checks, c)
 		}
 		add(runCheck(ctx, "workspace-user-is-not-root", func() (verdict.Check, error) {

@@ -18,7 +18,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/onsi/gomega"
 
 	"kwc.dev/kwc/dockerfiles"
 	"kwc.dev/kwc/e2e/framework"
@@ -277,11 +276,11 @@ func (t *Toolbox) copyOutImage(ctx context.Context, archive, local string) (v1.I
 // toolChecks runs one check per tool and case. A tool that cannot be made usable
 // fails each of its cases with the reason, so the report shows "buildah works, dockerd
 // does not" case by case; an error observing a check fails the spec.
-func toolChecks(ctx context.Context, tb *Toolbox, lane config.Lane, criterion string, tools, cases []string, check func(tool string, i int) (verdict.Check, error)) []verdict.Check {
+func toolChecks(ctx context.Context, s *framework.Suite, tb *Toolbox, lane config.Lane, criterion string, tools, cases []string, check func(tool string, i int) (verdict.Check, error)) []verdict.Check {
 	var out []verdict.Check
 	for _, tool := range tools {
 		setup, unusable, err := tb.Ensure(ctx, tool)
-		gomega.Expect(err).NotTo(gomega.HaveOccurred(), "preparing %s in lane %s", tool, lane.Name)
+		s.Observed(lane, criterion, "preparing "+tool, err, out...)
 		for i, name := range cases {
 			c, err := runCheck(ctx, criterion+"/"+tool+"/"+name, func() (verdict.Check, error) {
 				if unusable != nil {
@@ -289,7 +288,7 @@ func toolChecks(ctx context.Context, tb *Toolbox, lane config.Lane, criterion st
 				}
 				return check(tool, i)
 			})
-			gomega.Expect(err).NotTo(gomega.HaveOccurred(), "observing %s %s %s in lane %s", tool, criterion, name, lane.Name)
+			s.Observed(lane, criterion, "observing "+tool+" "+name, err, out...)
 			c.Tool, c.Case = tool, name
 			out = append(out, c)
 		}

@@ -10,12 +10,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"kwc.dev/kwc/internal/logtail"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"kwc.dev/kwc/internal/logtail"
+	"kwc.dev/kwc/internal/report"
 
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/nodeagent"
@@ -305,7 +307,7 @@ func Write(dir string, cal Calibration) (string, error) {
 		return "", err
 	}
 	p := filepath.Join(dir, "calibration.json")
-	return p, os.WriteFile(p, append(b, '\n'), 0o644)
+	return p, report.WriteFileAtomic(p, append(b, '\n'))
 }
 
 func firstLine(s string) string {

@@ -60,17 +60,20 @@ type Phase struct {
 
 // Lane is one lane's results.
 type Lane struct {
-	Name      string                        `json:"name"`
-	Role      config.Role                   `json:"role"`
-	Control   string                        `json:"control,omitempty"`
-	Runtime   string                        `json:"runtime"`
-	Shape     config.Shape                  `json:"shape"`
-	Isolation config.Isolation              `json:"isolation"`
-	Expect    map[string]config.Verdict     `json:"expect,omitempty"`
-	Measures  []string                      `json:"measures"`
-	Workspace string                        `json:"workspace,omitempty"`
-	Error     string                        `json:"error,omitempty"`
-	Criteria  map[string]*verdict.Criterion `json:"criteria"`
+	Name      string                    `json:"name"`
+	Role      config.Role               `json:"role"`
+	Control   string                    `json:"control,omitempty"`
+	Runtime   string                    `json:"runtime"`
+	Shape     config.Shape              `json:"shape"`
+	Isolation config.Isolation          `json:"isolation"`
+	Expect    map[string]config.Verdict `json:"expect,omitempty"`
+	Measures  []string                  `json:"measures"`
+	Workspace string                    `json:"workspace,omitempty"`
+	Error     string                    `json:"error,omitempty"`
+	// Filtered are the criteria this run's label filter left out: skipped because
+	// nobody asked, unlike a criterion that was asked for and never observed.
+	Filtered []string                      `json:"filtered,omitempty"`
+	Criteria map[string]*verdict.Criterion `json:"criteria"`
 }
 
 // Recorder gathers results while specs run; it is safe for concurrent use.
@@ -109,11 +112,26 @@ func (r *Recorder) SetCriterion(lane, criterion string, c verdict.Criterion) {
 	r.lane(lane).Criteria[criterion] = &c
 }
 
-// SetLaneError records why a lane could not be measured.
-func (r *Recorder) SetLaneError(lane, msg string) {
+// AddLaneError adds to what went wrong in a lane; the lane's error lists every one.
+func (r *Recorder) AddLaneError(lane, msg string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.lane(lane).Error = msg
+	l := r.lane(lane)
+	if l.Error == "" {
+		l.Error = msg
+	} else {
+		l.Error += "; " + msg
+	}
+}
+
+// SetFiltered records that the run's label filter leaves criterion out of lane.
+func (r *Recorder) SetFiltered(lane, criterion string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.lane(lane)
+	if !slices.Contains(l.Filtered, criterion) {
+		l.Filtered = append(l.Filtered, criterion)
+	}
 }
 
 // SetWorkspace records how to find the lane's workspace.
@@ -149,7 +167,9 @@ func (r *Recorder) SetRunError(msg string) {
 }
 
 // Snapshot returns a deep copy of the report, with End set and every criterion that
-// was never measured marked, so a reader never mistakes a gap for a result.
+// was never recorded marked, so a reader never mistakes a gap for a result. Skipped
+// is only for what nobody asked for (the lane's criteria list, the label filter); a
+// criterion that was asked for and not observed is inconclusive, with the reason.
 func (r *Recorder) Snapshot(end time.Time) Conformance {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -162,17 +182,27 @@ func (r *Recorder) Snapshot(end time.Time) Conformance {
 			if _, ok := l.Criteria[name]; ok {
 				continue
 			}
-			reason := "not run (filtered out, or the run stopped before it)"
-			if !slices.Contains(l.Measures, name) {
-				reason = "not measured in this lane (its criteria list leaves it out)"
-			}
-			if l.Error != "" {
-				reason = "not measured: " + l.Error
-			}
-			l.Criteria[name] = &verdict.Criterion{Verdict: verdict.Skipped, Reason: reason, Rule: "-", Checks: []verdict.Check{}}
+			v, reason := unobserved(l, c.Run.Error, name)
+			l.Criteria[name] = &verdict.Criterion{Verdict: v, Reason: reason, Rule: "-", Checks: []verdict.Check{}}
 		}
 	}
 	return c
+}
+
+// unobserved is the verdict and reason of a criterion lane l never recorded, in a run
+// that stopped with runErr ("" when it did not).
+func unobserved(l *Lane, runErr, criterion string) (config.Verdict, string) {
+	switch {
+	case !slices.Contains(l.Measures, criterion):
+		return verdict.Skipped, "not measured in this lane (its criteria list leaves it out)"
+	case slices.Contains(l.Filtered, criterion):
+		return verdict.Skipped, "not asked for (the run's label filter leaves it out)"
+	case l.Error != "":
+		return verdict.Inconclusive, "not observed: " + l.Error
+	case runErr != "":
+		return verdict.Inconclusive, "not observed: the run stopped: " + runErr
+	}
+	return verdict.Inconclusive, "not observed: the run stopped before it (interrupted, or a failure before its spec ran)"
 }
 
 // Write writes conformance.json into dir and points <dir>/../latest at dir.
@@ -187,10 +217,43 @@ func Write(dir string, c Conformance) (string, error) {
 		return "", fmt.Errorf("encoding the report: %w", err)
 	}
 	p := filepath.Join(dir, "conformance.json")
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-		return "", fmt.Errorf("writing %s: %w", p, err)
+	if err := WriteFileAtomic(p, buf.Bytes()); err != nil {
+		return "", err
 	}
 	return p, PointLatest(dir)
+}
+
+// WriteFileAtomic writes data to a temporary file beside path, syncs it and renames it
+// over path: a run killed while writing leaves the old file or the whole new one,
+// never a truncated report.
+func WriteFileAtomic(path string, data []byte) error {
+	return writeAtomic(path, func(w io.Writer) error { _, err := w.Write(data); return err })
+}
+
+func writeAtomic(path string, render func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp := f.Name()
+	err = render(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
 }
 
 // PointLatest makes <parent>/latest a relative link to dir.
@@ -306,16 +369,8 @@ func WriteAll(dir string, c Conformance) error {
 		"index.html": HTML,
 		"junit.xml":  WriteJUnit,
 	} {
-		f, err := os.Create(filepath.Join(dir, name))
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", name, err)
-		}
-		err = render(f, c)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", name, err)
+		if err := writeAtomic(filepath.Join(dir, name), func(w io.Writer) error { return render(w, c) }); err != nil {
+			return err
 		}
 	}
 	return nil

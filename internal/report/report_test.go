@@ -2,6 +2,8 @@ package report
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,17 +25,62 @@ func lanes() []config.Lane {
 func TestSnapshotNamesEveryGap(t *testing.T) {
 	r := NewRecorder(Run{ID: "x", Target: "docker", Start: time.Now()}, lanes())
 	r.SetCriterion("runc-gitlab", "sudo", verdict.AllChecks([]verdict.Check{{ID: "a", Verdict: verdict.Pass}}))
-	r.SetLaneError("c2", "workspace did not start: boom")
+	r.AddLaneError("c2", "workspace did not start: boom")
 	c := r.Snapshot(time.Now())
 	gitlab, c2 := c.Lanes[0], c.Lanes[1]
 	if gitlab.Criteria["sudo"].Verdict != verdict.Pass {
 		t.Fatal("a recorded criterion must survive the snapshot")
 	}
-	if v := gitlab.Criteria["build"]; v.Verdict != verdict.Skipped || !strings.Contains(v.Reason, "not run") {
-		t.Fatalf("an unmeasured criterion must say so: %+v", v)
+	// Asked for and never observed (the run stopped first): inconclusive, not skipped.
+	if v := gitlab.Criteria["build"]; v.Verdict != verdict.Inconclusive || !strings.Contains(v.Reason, "not observed") {
+		t.Fatalf("a criterion asked for and never observed must be inconclusive: %+v", v)
 	}
-	if v := c2.Criteria["sudo"]; !strings.Contains(v.Reason, "boom") {
-		t.Fatalf("a lane error must explain its criteria: %+v", v)
+	// A lane whose workspace failed: its criteria are inconclusive with the error
+	// (issue 10: they were "skipped", and a reader could not tell anything went wrong).
+	if v := c2.Criteria["sudo"]; v.Verdict != verdict.Inconclusive || !strings.Contains(v.Reason, "boom") {
+		t.Fatalf("a lane error must make its criteria inconclusive and explain them: %+v", v)
+	}
+	// Not in the lane's criteria list: skipped.
+	if v := c2.Criteria["build"]; v.Verdict != verdict.Skipped {
+		t.Fatalf("a criterion the lane does not measure is skipped: %+v", v)
+	}
+}
+
+func TestSnapshotSkipsOnlyWhatWasNotAskedFor(t *testing.T) {
+	r := NewRecorder(Run{ID: "x", Target: "docker", Start: time.Now()}, lanes())
+	r.SetFiltered("runc-gitlab", "run")
+	r.AddLaneError("runc-gitlab", "sudo: observing check a: exec failed")
+	r.AddLaneError("runc-gitlab", "escape: copy failed")
+	c := r.Snapshot(time.Now())
+	l := c.Lanes[0]
+	if v := l.Criteria["run"]; v.Verdict != verdict.Skipped || !strings.Contains(v.Reason, "label filter") {
+		t.Fatalf("a filtered criterion is skipped and says why: %+v", v)
+	}
+	if v := l.Criteria["build"]; v.Verdict != verdict.Inconclusive || !strings.Contains(v.Reason, "exec failed") || !strings.Contains(v.Reason, "copy failed") {
+		t.Fatalf("the lane's errors explain what was not observed: %+v", v)
+	}
+}
+
+// A run killed while its report is written leaves the old report or the whole new
+// one: a rendering that fails half way changes nothing.
+func TestWriteKeepsTheOldReportWhenRenderingFails(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "conformance.json")
+	if err := WriteFileAtomic(p, []byte("old, complete")); err != nil {
+		t.Fatal(err)
+	}
+	err := writeAtomic(p, func(w io.Writer) error {
+		_, _ = w.Write([]byte("new, half"))
+		return errors.New("killed")
+	})
+	if err == nil {
+		t.Fatal("a failed rendering must be an error")
+	}
+	if got := string(mustRead(t, p)); got != "old, complete" {
+		t.Fatalf("a failed write changed the report to %q", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*.tmp")); len(left) > 0 {
+		t.Fatalf("temporary files left: %v", left)
 	}
 }
 

@@ -14,7 +14,15 @@ LDFLAGS := -X kwc.dev/kwc/e2e/framework.version=$(VERSION) -X kwc.dev/kwc/e2e/fr
 GINKGO_FLAGS := -v --tags=e2e --timeout=2h --fail-on-empty --poll-progress-after=5m --poll-progress-interval=1m \
 	--ldflags="$(LDFLAGS)" $(if $(LABELS),--label-filter='$(LABELS)')
 
-.PHONY: e2e e2e-local e2e-list test unit kube-tools calibrate deps engine-start engine-stop vet
+.PHONY: e2e e2e-local e2e-list test unit kube-tools calibrate deps engine-start engine-stop vet fuzz
+
+## fuzz: fuzz config loading, gate policy decoding and conformance.json reading
+## (FUZZTIME each; make test runs a short round). Seeds are in the tests and testdata/.
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePolicy$$' -fuzztime $(FUZZTIME) ./internal/gate/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/report/
 
 ## e2e: run the conformance suite against TARGET (kind by default).
 e2e:
@@ -63,6 +71,7 @@ test: deps vet kube-tools
 	  eval "$$(hack/engine.sh start)"; trap 'hack/engine.sh stop' EXIT; \
 	fi; \
 	$(GO) test ./...; \
+	$(MAKE) --no-print-directory fuzz FUZZTIME=10s; \
 	$(MAKE) --no-print-directory e2e TARGET=docker; \
 	$(GO) run ./cmd/kwc report --check-browser reports/latest; \
 	$(GO) run ./cmd/kwc gate --policy fixtures/policies/runc-local.yaml reports/latest; \

@@ -141,7 +141,8 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	// host's device nodes (the loop canary) as they were when it was created.
 	engineID, sockets, err := suite.Docker.EngineIdentity(ctx)
 	Expect(err).NotTo(HaveOccurred())
-	planted, agentErr = nodeagent.Plant(nodeagent.Options{RunID: suite.RunID, Sockets: sockets, EngineID: engineID, Logf: suite.Logf})
+	planted, agentErr = nodeagent.Plant(nodeagent.Options{RunID: suite.RunID, Sockets: sockets, EngineID: engineID,
+		ProbeTimeout: suite.Config.Probes.Timeout.Duration, Logf: suite.Logf})
 	if agentErr != nil {
 		suite.Logf("escape probes will be inconclusive: %v", agentErr)
 		return
@@ -273,7 +274,7 @@ func startAgents(ctx context.Context, image string) {
 	} else {
 		suite.Recorder.SetEnv(map[string]string{"cluster.apiControl": fmt.Sprint(apiControls)})
 	}
-	agents, agentErr = suite.Cluster.StartAgent(ctx, image, 3*time.Minute)
+	agents, agentErr = suite.Cluster.StartAgent(ctx, image, suite.Config.Interval("cluster", "agent-start"))
 	if agentErr != nil {
 		suite.Logf("escape probes will be inconclusive: %v", agentErr)
 		return

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"kwc.dev/kwc/internal/nodeagent"
 )
@@ -34,6 +35,7 @@ func main() {
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	run := fs.String("run", "", "the run id")
 	socket := fs.String("containerd-socket", "/run/containerd/containerd.sock", "containerd's socket on the node")
+	probeTimeout := fs.Duration("probe-timeout", nodeagent.DefaultProbeTimeout, "the cap on each escape probe (the harness's probes.timeout)")
 	ctdConfig := fs.String("containerd-config", "/etc/containerd/config.toml", "containerd's configuration on the node")
 	root := fs.String("root", "/host", "the node's root filesystem as the agent sees it (the DaemonSet mounts it read-only)")
 	_ = fs.Parse(os.Args[2:])
@@ -56,7 +58,7 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "hold":
-		if err := hold(*run, *socket); err != nil {
+		if err := hold(*run, *socket, *probeTimeout); err != nil {
 			fmt.Fprintf(os.Stderr, "kwc-agent: %v\n", err)
 			os.Exit(1)
 		}
@@ -80,10 +82,10 @@ func printJSON(v any) {
 	}
 }
 
-func hold(run, socket string) error {
+func hold(run, socket string, probeTimeout time.Duration) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	p, err := nodeagent.Plant(nodeagent.Options{RunID: run, ContainerdSockets: []string{socket}, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	p, err := nodeagent.Plant(nodeagent.Options{RunID: run, ContainerdSockets: []string{socket}, ProbeTimeout: probeTimeout, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	if err != nil {
 		return err
 	}

@@ -8,8 +8,9 @@ package apichecks
 import (
 	"context"
 	"fmt"
-	"kwc.dev/kwc/internal/verdict"
 	"strings"
+
+	"kwc.dev/kwc/internal/verdict"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"

@@ -1,8 +1,9 @@
 package apichecks
 
 import (
-	"kwc.dev/kwc/internal/verdict"
 	"testing"
+
+	"kwc.dev/kwc/internal/verdict"
 
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/kubeapitest"

@@ -9,12 +9,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"kwc.dev/kwc/internal/logtail"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"kwc.dev/kwc/internal/logtail"
 
 	"golang.org/x/net/html"
 

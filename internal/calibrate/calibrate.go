@@ -86,7 +86,7 @@ func Run(ctx context.Context, o Options) (Calibration, error) {
 	if err != nil {
 		return cal, err
 	}
-	planted, err := nodeagent.Plant(nodeagent.Options{RunID: o.RunID, Sockets: o.Sockets, EngineID: o.EngineID, Logf: logf})
+	planted, err := nodeagent.Plant(nodeagent.Options{RunID: o.RunID, Sockets: o.Sockets, EngineID: o.EngineID, ProbeTimeout: o.Config.Probes.Timeout.Duration, Logf: logf})
 	if err != nil {
 		return cal, err
 	}

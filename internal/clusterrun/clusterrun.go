@@ -169,7 +169,7 @@ type Agent struct {
 func (a *Agent) Workspace() target.Workspace { return a.pod }
 
 func (a *Agent) exec(ctx context.Context, args ...string) ([]byte, error) {
-	r, err := a.pod.Exec(ctx, target.ExecRequest{Cmd: append([]string{"/kwc-agent"}, args...), Timeout: 2 * time.Minute})
+	r, err := a.pod.Exec(ctx, target.ExecRequest{Cmd: append([]string{"/kwc-agent"}, args...), Timeout: a.cfg.Interval("cluster", "agent-exec")})
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +217,8 @@ func (e *Env) StartAgent(ctx context.Context, image string, timeout time.Duratio
 	if err := c.Create(ctx, ns); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", ns.Name, err)
 	}
-	ds, err := kubeagent.DaemonSet(kubeagent.Agent{Namespace: ns.Name, Image: image, RunID: e.o.RunID, ContainerdSocket: e.o.Config.Cluster.ContainerdSocket})
+	ds, err := kubeagent.DaemonSet(kubeagent.Agent{Namespace: ns.Name, Image: image, RunID: e.o.RunID, ContainerdSocket: e.o.Config.Cluster.ContainerdSocket,
+		ProbeTimeout: e.o.Config.Probes.Timeout.Duration})
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +275,7 @@ func (e *Env) agents(ctx context.Context, ns, name string) (Agents, string, erro
 			continue
 		}
 		pod := e.Target.Pod(ns, p.Name, "agent", p.Spec.NodeName)
-		r, err := pod.Exec(ctx, target.ExecRequest{Cmd: []string{"/kwc-agent", "show", "--run", e.o.RunID}, Timeout: time.Minute})
+		r, err := pod.Exec(ctx, target.ExecRequest{Cmd: []string{"/kwc-agent", "show", "--run", e.o.RunID}, Timeout: e.o.Config.Interval("cluster", "agent-exec")})
 		if err != nil || !r.OK() {
 			waiting = append(waiting, fmt.Sprintf("%s on %s is planting", p.Name, p.Spec.NodeName))
 			continue
@@ -330,7 +331,7 @@ func (e *Env) Down(ctx context.Context) error {
 		return err
 	}
 	if e.installed {
-		return e.UninstallKata(ctx, 10*time.Minute)
+		return e.UninstallKata(ctx, e.o.Config.Interval("cluster", "uninstall"))
 	}
 	return nil
 }
@@ -344,7 +345,8 @@ func (e *Env) down(ctx context.Context) error {
 	if err := e.Target.Cleanup(ctx); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(2 * time.Minute)
+	wait := e.o.Config.Interval("cluster", "namespace-delete")
+	deadline := time.Now().Add(wait)
 	for {
 		var list corev1.NamespaceList
 		if err := c.List(ctx, &list, resources.WithLabelSelector(target.LabelRun+"="+e.o.RunID)); err != nil {
@@ -358,7 +360,7 @@ func (e *Env) down(ctx context.Context) error {
 			for _, n := range list.Items {
 				names = append(names, n.Name+" ("+string(n.Status.Phase)+")")
 			}
-			return fmt.Errorf("the run's namespaces were not gone within 2 minutes: %s", strings.Join(names, ", "))
+			return fmt.Errorf("the run's namespaces were not gone within %s (intervals cluster/namespace-delete): %s", wait, strings.Join(names, ", "))
 		}
 		select {
 		case <-ctx.Done():

@@ -83,12 +83,12 @@ func Decode(b []byte, source string) (*Config, error) {
 }
 
 func decodeInto(c *Config, b []byte, source string) error {
-	// Lists replace rather than merge, so a user's lanes are exactly the lanes run.
-	var probe struct {
-		Lanes []Lane `json:"lanes"`
-	}
-	_ = yaml.Unmarshal(b, &probe)
-	if probe.Lanes != nil {
+	// Lists replace rather than merge, so a user's lanes are exactly the lanes run;
+	// "lanes: null" or "lanes: []" means no lanes (and Validate says so), never the
+	// defaults.
+	var top map[string]any
+	_ = yaml.Unmarshal(b, &top)
+	if _, ok := top["lanes"]; ok {
 		c.Lanes = nil
 	}
 	if err := yaml.UnmarshalStrict(b, c); err != nil {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -20,6 +21,12 @@ var Criteria4 = []string{"sudo", "build", "run", "escape"}
 var Controls = []string{"C1", "C2", "C3"}
 
 var laneName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$`)
+
+// ValidLaneName reports whether name can name a lane.
+func ValidLaneName(name string) bool { return laneName.MatchString(name) }
+
+// Isolations are the isolation kinds a lane may claim.
+var Isolations = []Isolation{IsolationContainer, IsolationVM}
 
 // Validate reports every problem at once, each with how to fix it.
 func (c *Config) Validate() error {
@@ -91,11 +98,11 @@ func (c *Config) Validate() error {
 	if c.Probes.Timeout.Duration <= 0 {
 		add("probes.timeout: must be positive, e.g. 20s")
 	}
-	for k, d := range c.Intervals {
-		if !strings.Contains(k, "/") {
-			add("intervals[%q]: keys are spec/key, e.g. default/exec", k)
+	for _, k := range slices.Sorted(maps.Keys(c.Intervals)) {
+		if err := checkIntervalKey(k); err != nil {
+			add("intervals[%q]: %w", k, err)
 		}
-		if d.Duration <= 0 {
+		if d := c.Intervals[k]; d.Duration <= 0 {
 			add("intervals[%q]: must be positive", k)
 		}
 	}
@@ -351,4 +358,32 @@ func (c *Config) EffectiveLanes(registered []string) ([]Lane, error) {
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// IntervalKeys are the keys each part of the suite reads; "default" keys apply to
+// every part unless that part sets its own (sudo/exec overrides default/exec).
+var IntervalKeys = map[string][]string{
+	"default": {"exec", "workspace-start"},
+	"sudo":    {"apt"},
+	"build":   {"image", "fixture"},
+	"run":     {"container"},
+	"escape":  {"probe"},
+	"kind":    {"setup", "kata-ready", "create"},
+	"cluster": {"agent-start", "agent-exec", "namespace-delete", "uninstall"},
+}
+
+// checkIntervalKey accepts spec/key where key is one spec reads or a default key: a
+// key nothing reads would be a silent no-op.
+func checkIntervalKey(k string) error {
+	spec, key, ok := strings.Cut(k, "/")
+	own, known := IntervalKeys[spec]
+	switch {
+	case !ok || strings.Contains(key, "/"):
+		return errors.New("keys are spec/key, e.g. default/exec")
+	case !known:
+		return fmt.Errorf("unknown part %q; use one of %s", spec, strings.Join(slices.Sorted(maps.Keys(IntervalKeys)), ", "))
+	case slices.Contains(own, key) || slices.Contains(IntervalKeys["default"], key):
+		return nil
+	}
+	return fmt.Errorf("%s reads no interval %q; it reads %s", spec, key, strings.Join(append(append([]string{}, own...), IntervalKeys["default"]...), ", "))
 }

@@ -13,12 +13,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"kwc.dev/kwc/internal/logtail"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"kwc.dev/kwc/internal/logtail"
 
 	"github.com/moby/moby/client"
 )

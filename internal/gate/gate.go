@@ -32,8 +32,9 @@ type Rule struct {
 	// Verdict is what each criterion must be (default pass).
 	Verdict config.Verdict `json:"verdict,omitempty"`
 	// MinLanes is how many lanes the selector must pick: a release gate that requires
-	// Kata lanes fails when the run had none, instead of passing vacuously.
-	MinLanes int `json:"minLanes,omitempty"`
+	// Kata lanes fails when the run had none, instead of passing vacuously. Unset
+	// means 1; a rule that may pick no lane says minLanes: 0.
+	MinLanes *int `json:"minLanes,omitempty"`
 	// ReasonContains, with verdict fail, says why the lane must fail: a negative
 	// control (a decoy runtime) must be caught for the right reason, not any.
 	ReasonContains string `json:"reasonContains,omitempty"`
@@ -45,6 +46,37 @@ type Selector struct {
 	Role      config.Role      `json:"role,omitempty"`
 	Isolation config.Isolation `json:"isolation,omitempty"`
 	Runtimes  []string         `json:"runtimes,omitempty"`
+}
+
+// minLanes is MinLanes after decoding filled its default.
+func (r Rule) minLanes() int {
+	if r.MinLanes == nil {
+		return 1
+	}
+	return *r.MinLanes
+}
+
+// validate rejects selector values no lane can have: a typo would otherwise pick no
+// lane and the rule would pass vacuously.
+func (s Selector) validate() error {
+	var errs []error
+	if s.Role != "" && s.Role != config.RoleSubject && s.Role != config.RoleControl {
+		errs = append(errs, fmt.Errorf("role %q: use subject or control", s.Role))
+	}
+	if s.Isolation != "" && !slices.Contains(config.Isolations, s.Isolation) {
+		errs = append(errs, fmt.Errorf("isolation %q: use one of %v", s.Isolation, config.Isolations))
+	}
+	for _, n := range s.Names {
+		if !config.ValidLaneName(n) {
+			errs = append(errs, fmt.Errorf("names: %q is not a lane name (lowercase letters, digits and dashes)", n))
+		}
+	}
+	for _, r := range s.Runtimes {
+		if strings.TrimSpace(r) == "" || r != strings.TrimSpace(r) {
+			errs = append(errs, fmt.Errorf("runtimes: %q is not a runtime name", r))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (s Selector) match(l *report.Lane) bool {
@@ -104,6 +136,21 @@ func DecodePolicy(b []byte, source string) (Policy, error) {
 		if r.Name == "" {
 			errs = append(errs, fmt.Errorf("rules[%d]: name it; the gate's reasons quote it", i))
 		}
+		if r.MinLanes == nil {
+			one := 1
+			r.MinLanes = &one
+		} else if *r.MinLanes < 0 {
+			errs = append(errs, fmt.Errorf("rules[%d] (%s): minLanes %d: must be 0 or more", i, r.Name, *r.MinLanes))
+		}
+		if !slices.Contains([]config.Verdict{config.VerdictPass, config.VerdictFail, config.VerdictSkipped, config.VerdictInconclusive}, r.Verdict) {
+			errs = append(errs, fmt.Errorf("rules[%d] (%s): verdict %q: use pass, fail, skipped or inconclusive", i, r.Name, r.Verdict))
+		}
+		if r.ReasonContains != "" && r.Verdict != config.VerdictFail {
+			errs = append(errs, fmt.Errorf("rules[%d] (%s): reasonContains goes with verdict: fail", i, r.Name))
+		}
+		if err := r.Lanes.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("rules[%d] (%s): lanes: %w", i, r.Name, err))
+		}
 		if len(r.Criteria) == 0 {
 			errs = append(errs, fmt.Errorf("rules[%d] (%s): criteria: none", i, r.Name))
 		}
@@ -139,8 +186,8 @@ func Evaluate(p Policy, c report.Conformance) Decision {
 				picked = append(picked, l)
 			}
 		}
-		if len(picked) < r.MinLanes {
-			d.Reasons = append(d.Reasons, fmt.Sprintf("%s: needs at least %d lane(s) with %s, the run had %d", r.Name, r.MinLanes, r.Lanes, len(picked)))
+		if len(picked) < r.minLanes() {
+			d.Reasons = append(d.Reasons, fmt.Sprintf("%s: needs at least %d lane(s) with %s, the run had %d", r.Name, r.minLanes(), r.Lanes, len(picked)))
 		}
 		for _, l := range picked {
 			for _, crit := range r.Criteria {

@@ -8,14 +8,15 @@ package kataconfig
 import (
 	"errors"
 	"fmt"
-	"kwc.dev/kwc/internal/kataversion"
-	"kwc.dev/kwc/internal/verdict"
 	"maps"
 	"path"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+
+	"kwc.dev/kwc/internal/kataversion"
+	"kwc.dev/kwc/internal/verdict"
 
 	"github.com/BurntSushi/toml"
 	"sigs.k8s.io/yaml"

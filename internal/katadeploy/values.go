@@ -6,9 +6,10 @@ package katadeploy
 
 import (
 	"fmt"
-	"kwc.dev/kwc/internal/kataversion"
 	"strconv"
 	"strings"
+
+	"kwc.dev/kwc/internal/kataversion"
 
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"time"
 
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 
@@ -57,7 +56,7 @@ func Up(ctx context.Context, o Options) (*Env, error) {
 				cfg.Nodes[i].Image = img
 			}
 		}
-		e.Cluster, err = kindcluster.Create(cfg, kubeconfig, filepath.Join(o.Dir, "artifacts", "kind-create-logs"), 5*time.Minute, o.Logf)
+		e.Cluster, err = kindcluster.Create(cfg, kubeconfig, filepath.Join(o.Dir, "artifacts", "kind-create-logs"), o.Config.Interval("kind", "create"), o.Logf)
 		e.created = err == nil
 	}
 	if err != nil {

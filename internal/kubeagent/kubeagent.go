@@ -68,6 +68,8 @@ type Agent struct {
 	// ContainerdSocket is containerd's socket on the nodes; its folder is mounted at
 	// the same path, so the agent can record containerd's identity.
 	ContainerdSocket string
+	// ProbeTimeout caps each escape probe (config probes.timeout); 0 keeps the agent's.
+	ProbeTimeout time.Duration
 }
 
 // DaemonSet is the agent's DaemonSet for a run: namespace, image, run id and the
@@ -103,6 +105,9 @@ func DaemonSet(a Agent) (*appsv1.DaemonSet, error) {
 				if spec.Volumes[i].Name == "containerd" {
 					spec.Volumes[i].HostPath.Path = sockDir
 				}
+			}
+			if a.ProbeTimeout > 0 {
+				c.Command = append(c.Command, "--probe-timeout", a.ProbeTimeout.String())
 			}
 			d.Spec.Template.Labels["dev.kwc.run"] = a.RunID
 			return nil

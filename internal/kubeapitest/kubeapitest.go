@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"kwc.dev/kwc/internal/logtail"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"kwc.dev/kwc/internal/logtail"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"

@@ -44,6 +44,9 @@ type Options struct {
 	// ContainerdSockets are the node's containerd sockets; the first that answers gives
 	// the containerd identity a probe must not be able to reach.
 	ContainerdSockets []string
+	// ProbeTimeout caps each probe's own timeout (config probes.timeout); 0 means
+	// DefaultProbeTimeout.
+	ProbeTimeout time.Duration
 	// Logf prints progress; may be nil.
 	Logf func(string, ...any)
 }
@@ -113,7 +116,7 @@ func Plant(o Options) (*Planted, error) {
 		KeyDescription: marker,
 		Sockets:        o.Sockets,
 		TempDir:        "/tmp/kwc-probe-" + o.RunID,
-		TimeoutSeconds: 15,
+		TimeoutSeconds: probeTimeout(o.ProbeTimeout).Seconds(),
 	}
 	steps := []struct {
 		name string
@@ -150,6 +153,16 @@ func Plant(o Options) (*Planted, error) {
 	}
 	logf("node agent: planted %d canaries for run %s", len(p.undo), o.RunID)
 	return p, nil
+}
+
+// DefaultProbeTimeout caps each probe when the config does not say.
+const DefaultProbeTimeout = 15 * time.Second
+
+func probeTimeout(d time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return DefaultProbeTimeout
 }
 
 // Spec is what probes are told. It never holds the secret.

@@ -6,9 +6,10 @@ package plan
 import (
 	"fmt"
 	"io"
-	"kwc.dev/kwc/internal/logtail"
 	"strings"
 	"text/tabwriter"
+
+	"kwc.dev/kwc/internal/logtail"
 
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/yaml"

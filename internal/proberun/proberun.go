@@ -9,12 +9,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"kwc.dev/kwc/internal/logtail"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"kwc.dev/kwc/internal/logtail"
 
 	"kwc.dev/kwc/internal/probespec"
 	"kwc.dev/kwc/internal/target"

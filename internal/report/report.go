@@ -5,6 +5,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -211,9 +212,7 @@ func Write(dir string, c Conformance) (string, error) {
 		return "", fmt.Errorf("creating report dir %s: %w", dir, err)
 	}
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(c); err != nil {
+	if err := encodeReport(&buf, c); err != nil {
 		return "", fmt.Errorf("encoding the report: %w", err)
 	}
 	p := filepath.Join(dir, "conformance.json")
@@ -221,6 +220,12 @@ func Write(dir string, c Conformance) (string, error) {
 		return "", err
 	}
 	return p, PointLatest(dir)
+}
+
+func encodeReport(w io.Writer, c Conformance) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(c)
 }
 
 // WriteFileAtomic writes data to a temporary file beside path, syncs it and renames it
@@ -276,6 +281,11 @@ func Read(path string) (Conformance, error) {
 	if err != nil {
 		return Conformance{}, fmt.Errorf("reading %s: %w", path, err)
 	}
+	return Decode(b, path)
+}
+
+// Decode decodes a conformance.json strictly; path names it in errors.
+func Decode(b []byte, path string) (Conformance, error) {
 	var c Conformance
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -285,7 +295,40 @@ func Read(path string) (Conformance, error) {
 	if c.APIVersion != APIVersion || c.Kind != Kind {
 		return Conformance{}, fmt.Errorf("%s: apiVersion %q kind %q, want %s %s", path, c.APIVersion, c.Kind, APIVersion, Kind)
 	}
+	if err := c.validate(); err != nil {
+		return Conformance{}, fmt.Errorf("%s: %w", path, err)
+	}
 	return c, nil
+}
+
+// validate rejects a report the gate and renderings could misread: empty or repeated
+// lanes, criteria without a verdict, verdicts kwc never writes.
+func (c Conformance) validate() error {
+	var errs []error
+	seen := map[string]bool{}
+	verdicts := []config.Verdict{verdict.Pass, verdict.Fail, verdict.Skipped, verdict.Inconclusive}
+	for i, l := range c.Lanes {
+		if l == nil || l.Name == "" {
+			errs = append(errs, fmt.Errorf("lanes[%d]: no lane name", i))
+			continue
+		}
+		if seen[l.Name] {
+			errs = append(errs, fmt.Errorf("lanes[%d]: lane %s appears twice", i, l.Name))
+		}
+		seen[l.Name] = true
+		for _, name := range slices.Sorted(maps.Keys(l.Criteria)) {
+			cr := l.Criteria[name]
+			switch {
+			case !slices.Contains(config.Criteria4, name):
+				errs = append(errs, fmt.Errorf("lane %s: unknown criterion %q", l.Name, name))
+			case cr == nil:
+				errs = append(errs, fmt.Errorf("lane %s: criterion %s has no verdict", l.Name, name))
+			case !slices.Contains(verdicts, cr.Verdict):
+				errs = append(errs, fmt.Errorf("lane %s: criterion %s has verdict %q", l.Name, name, cr.Verdict))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Matrix prints the lane x criterion matrix, then each lane's non-pass reasons.

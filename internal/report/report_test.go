@@ -132,3 +132,33 @@ func mustRead(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+// FuzzDecode: no conformance.json, however broken, panics the reader, and an accepted
+// one renders in every format.
+func FuzzDecode(f *testing.F) {
+	r := NewRecorder(Run{ID: "abcdef", Target: "docker", Start: time.Unix(0, 0)}, lanes())
+	r.SetCriterion("runc-gitlab", "sudo", verdict.AllChecks([]verdict.Check{{ID: "a", Verdict: verdict.Pass}}))
+	r.AddLaneError("c2", "boom")
+	var buf bytes.Buffer
+	if err := encodeReport(&buf, r.Snapshot(time.Unix(10, 0))); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Add([]byte(`{"apiVersion":"kwc.dev/v1alpha1","kind":"ConformanceReport","lanes":[null]}`))
+	f.Add([]byte(`{"apiVersion":"kwc.dev/v1alpha1","kind":"ConformanceReport","lanes":[{"name":"x","criteria":{"sudo":null}}]}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Decode(b, "fuzz")
+		if err != nil {
+			return
+		}
+		Matrix(io.Discard, c)
+		Markdown(io.Discard, c)
+		if err := HTML(io.Discard, c); err != nil {
+			t.Logf("html: %v", err)
+		}
+		if err := WriteJUnit(io.Discard, c); err != nil {
+			t.Logf("junit: %v", err)
+		}
+	})
+}

@@ -9,13 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"kwc.dev/kwc/internal/logtail"
 	"net/url"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"kwc.dev/kwc/internal/logtail"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"

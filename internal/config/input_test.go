@@ -1,0 +1,139 @@
+package config
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+const head = "apiVersion: kwc.dev/v1alpha1\nkind: Config\n"
+
+// Issue 10: "lanes: null" kept the default lanes. An explicit empty list is no lanes,
+// and Validate says so.
+func TestNullOrEmptyLanesAreNoLanes(t *testing.T) {
+	for _, body := range []string{"lanes: null\n", "lanes: []\n", "lanes:\n"} {
+		_, err := Load(write(t, head+body), Overrides{})
+		if err == nil || !strings.Contains(err.Error(), "lanes: none configured") {
+			t.Errorf("%q: %v, want lanes: none configured", body, err)
+		}
+	}
+}
+
+// Issue 10: an interval key nothing reads was accepted when it had a slash.
+func TestUnknownIntervalKeysAreRejected(t *testing.T) {
+	for key, want := range map[string]string{
+		"sudo/typo":        `sudo reads no interval "typo"`,
+		"nosuch/exec":      `unknown part "nosuch"`,
+		"exec":             "keys are spec/key",
+		"default/a/b":      "keys are spec/key",
+		"escape/probe/x":   "keys are spec/key",
+		"kind/kata-redy":   `kind reads no interval "kata-redy"`,
+		"cluster/uninstal": "cluster reads no interval",
+	} {
+		_, err := Load(write(t, head+"intervals:\n  "+key+": 1m\n"), Overrides{})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("intervals[%s]: %v, want %q", key, err, want)
+		}
+	}
+	// A default key set for one part is read by that part.
+	if _, err := Load(write(t, head+"intervals:\n  sudo/exec: 30s\n  cluster/uninstall: 1m\n"), Overrides{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every Interval(spec, key) the code asks for is a key Validate accepts and the
+// defaults set, so no interval is fixed in code or panics at run time.
+func TestEveryIntervalTheCodeReadsIsKnownAndDefaulted(t *testing.T) {
+	c, err := Load("", Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := regexp.MustCompile(`Interval\("([a-z-]+)", "([a-z-]+)"\)`)
+	root := filepath.Join("..", "..")
+	seen := 0
+	err = filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") || strings.Contains(p, ".cache") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range call.FindAllStringSubmatch(string(b), -1) {
+			seen++
+			if err := checkIntervalKey(m[1] + "/" + m[2]); err != nil {
+				t.Errorf("%s reads interval %s/%s: %v", p, m[1], m[2], err)
+				continue
+			}
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Errorf("%s reads interval %s/%s, which the defaults do not set: %v", p, m[1], m[2], r)
+					}
+				}()
+				c.Interval(m[1], m[2])
+			}()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen < 10 {
+		t.Fatalf("found only %d Interval calls; the pattern no longer matches the code", seen)
+	}
+}
+
+// The probes' own cap comes from the config (issue 10: it was validated, then the
+// agent used 15 s whatever it said).
+func TestProbeTimeoutIsRead(t *testing.T) {
+	c, err := Load(write(t, head+"probes:\n  timeout: 7s\n"), Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Probes.Timeout.Seconds() != 7 {
+		t.Fatalf("probes.timeout = %s", c.Probes.Timeout)
+	}
+}
+
+// FuzzLoad: no input panics or hangs, and an accepted config means what it says: it
+// encodes and decodes to the same config (nothing dropped or changed on the way).
+func FuzzLoad(f *testing.F) {
+	f.Add(DefaultYAML())
+	f.Add([]byte(head + "lanes: null\n"))
+	f.Add([]byte(head + "intervals:\n  sudo/exec: 30s\n"))
+	f.Add([]byte(head + "target: docker\nlanes:\n  - {name: a, role: subject, runtime: default, shape: gitlab}\n"))
+	f.Add([]byte(head + "probes: {timeout: -1s}\n"))
+	f.Add([]byte(head + "kata: {version: 4.3.0, shims: [acrn]}\n"))
+	f.Add([]byte("{"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<16 {
+			return
+		}
+		p := filepath.Join(t.TempDir(), "kwc.yaml")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(p, Overrides{})
+		if err != nil {
+			return
+		}
+		enc, err := yaml.Marshal(c)
+		if err != nil {
+			t.Fatalf("an accepted config does not encode: %v", err)
+		}
+		again, err := Load(write(t, string(enc)), Overrides{})
+		if err != nil {
+			t.Fatalf("an accepted config, encoded, is rejected: %v\n%s", err, enc)
+		}
+		enc2, _ := yaml.Marshal(again)
+		if !bytes.Equal(enc, enc2) {
+			t.Fatalf("an accepted config changes meaning when encoded and decoded again:\n%s\n---\n%s", enc, enc2)
+		}
+	})
+}

@@ -35,8 +35,11 @@ func (s Shell) Sh(ctx context.Context, timeout time.Duration, script string) (ta
 }
 
 // Sudo runs a shell script as root through sudo -n.
+//
+// Every root script runs with DOCKER_HOST set to the workspace's own nested engine, so
+// no docker command kwc runs can reach an engine socket mounted at the default path.
 func (s Shell) Sudo(ctx context.Context, timeout time.Duration, script string) (target.ExecResult, error) {
-	return s.WS.Exec(ctx, target.ExecRequest{Cmd: []string{"sudo", "-n", "sh", "-c", script}, Timeout: timeout})
+	return s.WS.Exec(ctx, target.ExecRequest{Cmd: []string{"sudo", "-n", "env", "DOCKER_HOST=" + target.NestedDockerHost, "sh", "-c", script}, Timeout: timeout})
 }
 
 // CopyFiles writes files (relative names) under dir, owned by the workspace user.

@@ -145,7 +145,7 @@ func (t *Toolbox) Ensure(ctx context.Context, tool string) (evidence string, unu
 			bridge = " --bridge=none"
 		}
 		steps = []step{
-			{"start dockerd", "docker info >/dev/null 2>&1 || (nohup dockerd --iptables=false --ip6tables=false" + bridge + " >" + workDir + "/dockerd.log 2>&1 &)"},
+			{"start dockerd", "docker info >/dev/null 2>&1 || (nohup dockerd -H " + target.NestedDockerHost + " --iptables=false --ip6tables=false" + bridge + " >" + workDir + "/dockerd.log 2>&1 &)"},
 			{"wait for dockerd", "i=0; until docker info >/dev/null 2>&1; do i=$((i+1)); if [ $i -gt 60 ]; then echo 'dockerd did not come up in 30 s:'; grep -E 'failed to start|level=(error|fatal)' " + workDir + "/dockerd.log | tail -n 3; exit 1; fi; sleep 0.5; done; docker version --format 'dockerd {{.Server.Version}}'"},
 			{"load the base", "docker load -i " + baseTarPath},
 		}

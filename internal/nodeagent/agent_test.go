@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
 	"kwc.dev/kwc/internal/probespec"
 	"kwc.dev/kwc/internal/runid"
 )
@@ -122,5 +123,37 @@ func TestBlindSnapshotIsAnError(t *testing.T) {
 	}
 	if _, err := TakeSnapshotAt("/"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Issue 10: the loop device node the agent made in a container's /dev was never
+// removed. removeIfNode removes a block node and leaves anything else.
+func TestRemoveIfNodeRemovesOnlyBlockNodes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("mknod needs root (make test runs as root)")
+	}
+	dir := t.TempDir()
+	node := filepath.Join(dir, "loop99")
+	if err := unix.Mknod(node, unix.S_IFBLK|0o600, int(unix.Mkdev(7, 99))); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeIfNode(node); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(node); !os.IsNotExist(err) {
+		t.Fatalf("the block node is still there: %v", err)
+	}
+	file := filepath.Join(dir, "loop98")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeIfNode(file); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(file); err != nil {
+		t.Fatalf("a regular file was removed: %v", err)
+	}
+	if err := removeIfNode(filepath.Join(dir, "absent")); err != nil {
+		t.Fatalf("an absent node is not an error: %v", err)
 	}
 }

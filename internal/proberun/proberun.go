@@ -107,7 +107,9 @@ func run(ctx context.Context, ws target.Workspace, spec probespec.Spec, timeout 
 func Nested(ctx context.Context, ws target.Workspace, spec probespec.Spec, image string, timeout time.Duration) (res probespec.Result, evidence string, applicable bool, err error) {
 	var cmds [][]string
 	for _, tool := range []string{"docker", "podman"} {
-		cmds = append(cmds, []string{"sudo", "-n", tool, "run", "--rm", "-i", "--privileged", "--pid=host", "--network=host",
+		// docker only ever talks to the workspace's own nested engine (see
+		// target.NestedDockerHost); podman has no daemon.
+		cmds = append(cmds, []string{"sudo", "-n", "env", "DOCKER_HOST=" + target.NestedDockerHost, tool, "run", "--rm", "-i", "--privileged", "--pid=host", "--network=host",
 			"-v", "/:/host:ro", "-v", Dir + ":" + Dir + ":ro", image, Binary, "--spec", "-"})
 	}
 	return firstThatRuns(ctx, ws, spec, timeout, cmds, 3)

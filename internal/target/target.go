@@ -17,6 +17,12 @@ const (
 	LabelLane = "dev.kwc.lane"
 )
 
+// NestedDockerHost is the socket of the engine kwc starts inside a workspace, and the
+// only one its nested tools are pointed at: the default socket may be a mount of the
+// node's own engine, and driving that would run kwc's builds and containers on the
+// node.
+const NestedDockerHost = "unix:///tmp/kwc/docker.sock"
+
 // Target is where workspaces run.
 type Target interface {
 	// Name is the target's name as in kwc.yaml.

@@ -14,7 +14,13 @@ LDFLAGS := -X kwc.dev/kwc/e2e/framework.version=$(VERSION) -X kwc.dev/kwc/e2e/fr
 GINKGO_FLAGS := -v --tags=e2e --timeout=2h --fail-on-empty --poll-progress-after=5m --poll-progress-interval=1m \
 	--ldflags="$(LDFLAGS)" $(if $(LABELS),--label-filter='$(LABELS)')
 
-.PHONY: e2e e2e-local e2e-list test unit kube-tools calibrate deps engine-start engine-stop vet fuzz
+.PHONY: e2e e2e-local e2e-list test unit kube-tools calibrate deps engine-start engine-stop vet fuzz chaos
+
+## chaos: the fault test: kill CHAOS_RUNS docker-target runs (SIGKILL, then SIGINT, at
+## five phases), run kwc cleanup --run <id> after each, and fail on anything left.
+CHAOS_RUNS ?= 20
+chaos:
+	$(GO) test -tags faults -count=1 -timeout 3h -v ./e2e/faults -faults.runs $(CHAOS_RUNS)
 
 ## fuzz: fuzz config loading, gate policy decoding and conformance.json reading
 ## (FUZZTIME each; make test runs a short round). Seeds are in the tests and testdata/.
@@ -73,6 +79,7 @@ test: deps vet kube-tools
 	$(GO) test ./...; \
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s; \
 	$(MAKE) --no-print-directory e2e TARGET=docker; \
+	$(MAKE) --no-print-directory chaos CHAOS_RUNS=2; \
 	$(GO) run ./cmd/kwc report --check-browser reports/latest; \
 	$(GO) run ./cmd/kwc gate --policy fixtures/policies/runc-local.yaml reports/latest; \
 	$(MAKE) --no-print-directory calibrate CALIBRATE_FLAGS=--into-latest; \

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
@@ -22,9 +23,10 @@ import (
 // object, sorted: every container and volume, SysV segment, /dev/shm entry, loop
 // device, key in root's user keyring, mount point, network interface, kwc folder under
 // the canary root and the temporary directory, cgroup named for kwc, and orphaned or
-// kwc-marked process. Two inventories taken around a run differ only by what the run
-// left (the fault test compares them).
-func Inventory(ctx context.Context, engine *client.Client) ([]string, error) {
+// kwc-marked process started since since (a process that was already running when a
+// run began, and was orphaned by something else, is not the run's). Two inventories
+// taken around a run differ only by what the run left (the fault test compares them).
+func Inventory(ctx context.Context, engine *client.Client, since time.Time) ([]string, error) {
 	var out []string
 	add := func(kind string, items ...string) {
 		for _, it := range items {
@@ -77,7 +79,7 @@ func Inventory(ctx context.Context, engine *client.Client) ([]string, error) {
 		add("interface", i.Name)
 	}
 	add("cgroup", kwcCgroups()...)
-	add("process", processes()...)
+	add("process", processes(since)...)
 	sort.Strings(out)
 	return out, nil
 }
@@ -149,12 +151,16 @@ func kwcCgroups() []string {
 
 // processes lists processes that carry a kwc canary marker or were orphaned (their
 // parent is init): a process a run started and lost ends up as one of these.
-func processes() []string {
+func processes(since time.Time) []string {
 	entries, _ := os.ReadDir("/proc")
+	boot := bootTime()
 	var out []string
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == 1 {
+			continue
+		}
+		if st, ok := started(pid, boot); ok && st.Before(since) {
 			continue
 		}
 		marked := processRun(pid) != ""
@@ -166,18 +172,50 @@ func processes() []string {
 	return out
 }
 
-func parent(pid int) int {
+// bootTime is when the kernel booted, from /proc/stat's btime.
+func bootTime() time.Time {
+	b, _ := os.ReadFile("/proc/stat")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return time.Unix(n, 0)
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// started is when pid started: field 22 of its stat, in clock ticks since boot (100
+// a second on Linux).
+func started(pid int, boot time.Time) (time.Time, bool) {
+	f := statFields(pid)
+	if len(f) < 20 || boot.IsZero() {
+		return time.Time{}, false
+	}
+	ticks, err := strconv.ParseInt(f[19], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return boot.Add(time.Duration(ticks) * time.Second / 100), true
+}
+
+// statFields are the fields of /proc/<pid>/stat after the command name (state first).
+func statFields(pid int) []string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return -1
+		return nil
 	}
-	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return -1
+		return nil
 	}
-	f := strings.Fields(s[i+1:])
+	return strings.Fields(s[i+1:])
+}
+
+func parent(pid int) int {
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	f := statFields(pid)
 	if len(f) < 2 {
 		return -1
 	}

@@ -14,7 +14,7 @@ LDFLAGS := -X kwc.dev/kwc/e2e/framework.version=$(VERSION) -X kwc.dev/kwc/e2e/fr
 GINKGO_FLAGS := -v --tags=e2e --timeout=2h --fail-on-empty --poll-progress-after=5m --poll-progress-interval=1m \
 	--ldflags="$(LDFLAGS)" $(if $(LABELS),--label-filter='$(LABELS)')
 
-.PHONY: e2e e2e-local e2e-list test unit kube-tools calibrate deps engine-start engine-stop vet fuzz chaos
+.PHONY: e2e e2e-local e2e-list test unit kube-tools calibrate deps engine-start engine-stop vet fuzz chaos runsc
 
 ## chaos: the fault test: kill CHAOS_RUNS docker-target runs (SIGKILL, then SIGINT, at
 ## five phases), run kwc cleanup --run <id> after each, and fail on anything left.
@@ -69,9 +69,13 @@ calibrate:
 deps:
 	@hack/deps.sh
 
+## runsc: build gVisor's runsc at its pinned version into .cache/bin (the gVisor lanes).
+runsc:
+	@hack/runsc.sh >/dev/null
+
 ## test: everything that runs on one machine without KVM. Uses DOCKER_HOST when it
-## answers; otherwise starts a private engine for the run and stops it after.
-test: deps vet kube-tools
+## answers; otherwise starts a private engine (with runsc) for the run and stops it.
+test: deps vet kube-tools runsc
 	@set -euo pipefail; \
 	if ! docker version >/dev/null 2>&1; then \
 	  eval "$$(hack/engine.sh start)"; trap 'hack/engine.sh stop' EXIT; \
@@ -79,10 +83,11 @@ test: deps vet kube-tools
 	$(GO) test ./...; \
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s; \
 	$(MAKE) --no-print-directory e2e TARGET=docker; \
-	$(MAKE) --no-print-directory chaos CHAOS_RUNS=2; \
 	$(GO) run ./cmd/kwc report --check-browser reports/latest; \
 	$(GO) run ./cmd/kwc gate --policy fixtures/policies/runc-local.yaml reports/latest; \
+	$(GO) run ./cmd/kwc gate --policy fixtures/policies/sandbox-local.yaml reports/latest; \
 	$(MAKE) --no-print-directory calibrate CALIBRATE_FLAGS=--into-latest; \
+	$(MAKE) --no-print-directory chaos CHAOS_RUNS=2; \
 	hack/e2e-local.sh; \
 	$(GO) run ./cmd/kwc report --check-browser reports/latest; \
 	$(GO) run ./cmd/kwc gate --policy fixtures/policies/runc-local.yaml reports/latest; \

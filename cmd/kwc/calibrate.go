@@ -55,6 +55,11 @@ func calibrateCmd(ctx context.Context, args []string) error {
 			return fmt.Errorf("reading engine info: %w", err)
 		}
 		o.Target, o.EngineID = dt, info.Info.ID
+		if _, ok := info.Info.Runtimes[cfg.Docker.SandboxRuntime]; ok && cfg.Docker.SandboxRuntime != "" {
+			o.Sandboxes = cfg.Docker.SandboxLanes
+		} else if cfg.Docker.SandboxRuntime != "" {
+			fmt.Fprintf(os.Stderr, "kwc: no sandbox context: the engine has no %q runtime (make runsc, then register it)\n", cfg.Docker.SandboxRuntime)
+		}
 		if u, err := url.Parse(dt.Client().DaemonHost()); err == nil && u.Scheme == "unix" {
 			o.Sockets = []string{u.Path}
 		}

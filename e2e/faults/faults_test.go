@@ -30,7 +30,10 @@ import (
 	"kwc.dev/kwc/internal/report"
 )
 
-var runs = flag.Int("faults.runs", 2, "how many runs to kill (phases and signals cycle)")
+var (
+	runs      = flag.Int("faults.runs", 2, "how many runs to kill (phases and signals cycle)")
+	onlyPhase = flag.String("faults.phases", "", "comma-separated phase names to cycle through (default: all)")
+)
 
 // phase is a point in a run to kill it at: the first output line matching marker,
 // then delay.
@@ -70,8 +73,9 @@ func TestKilledRunsLeaveNothing(t *testing.T) {
 	if _, err := engine.Ping(ctx, client.PingOptions{}); err != nil {
 		t.Fatalf("no engine at DOCKER_HOST: %v (eval \"$(hack/engine.sh start)\")", err)
 	}
-	// The engine makes its own default network namespace on its first container: make
-	// it before the first inventory, so it is not taken for a run's leftover.
+	// The engine mounts its own default network namespace on its first host-network
+	// container: make it before the first inventory, so it is not taken for a run's
+	// leftover.
 	prime(t, engine)
 	bin := t.TempDir()
 	repo, _ := filepath.Abs(filepath.Join("..", ".."))
@@ -79,14 +83,28 @@ func TestKilledRunsLeaveNothing(t *testing.T) {
 	build(t, repo, "build", "-o", filepath.Join(bin, "kwc"), "./cmd/kwc")
 	reports := t.TempDir()
 
+	cycle := phases
+	if *onlyPhase != "" {
+		cycle = nil
+		for _, p := range phases {
+			if strings.Contains(","+*onlyPhase+",", ","+p.name+",") {
+				cycle = append(cycle, p)
+			}
+		}
+		if len(cycle) == 0 {
+			t.Fatalf("-faults.phases %q names no phase", *onlyPhase)
+		}
+	}
 	leaks, kills := 0, 0
 	for i := range *runs {
-		ph := phases[i%len(phases)]
-		sig := []syscall.Signal{syscall.SIGKILL, syscall.SIGINT}[(i/len(phases))%2]
+		ph := cycle[i%len(cycle)]
+		sig := []syscall.Signal{syscall.SIGKILL, syscall.SIGINT}[(i/len(cycle))%2]
 		if ph.name == "image build" {
 			// A warm engine builds the image from its cache in no time: remove it, so the
 			// kill lands in a real build.
-			_, _ = engine.ImageRemove(ctx, workspaceImage, client.ImageRemoveOptions{Force: true})
+			if _, err := engine.ImageRemove(ctx, workspaceImage, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil {
+				t.Logf("removing %s to force a build: %v", workspaceImage, err)
+			}
 		}
 		began := time.Now()
 		before, err := leftovers.Inventory(ctx, engine, began)
@@ -201,8 +219,9 @@ func checkReport(t *testing.T, reports, id string) {
 	}
 }
 
-// prime has the engine run and remove one container of the workspace image, if the
-// engine has it (a cold engine makes its namespace during the first run instead).
+// prime has the engine run and remove one host-network container of the workspace
+// image, if the engine has it (a cold engine makes its namespace during the first run
+// instead).
 func prime(t *testing.T, engine *client.Client) {
 	t.Helper()
 	ctx := context.Background()
@@ -210,7 +229,7 @@ func prime(t *testing.T, engine *client.Client) {
 		return
 	}
 	c, err := engine.ContainerCreate(ctx, client.ContainerCreateOptions{Config: &container.Config{Image: workspaceImage, Cmd: []string{"true"}},
-		HostConfig: &container.HostConfig{NetworkMode: "none"}})
+		HostConfig: &container.HostConfig{NetworkMode: "host"}})
 	if err != nil {
 		t.Logf("priming the engine: %v", err)
 		return

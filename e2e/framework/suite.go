@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -124,11 +125,19 @@ func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
 	if err != nil {
 		return s, err
 	}
+	sandboxNote := ""
+	if sr := cfg.Docker.SandboxRuntime; sr != "" && len(cfg.Docker.SandboxLanes) > 0 && !slices.Contains(runtimes, sr) {
+		sandboxNote = fmt.Sprintf("not run: the engine has no %q runtime (make runsc, then register it in daemon.json; see the README)", sr)
+		s.Logf("no gVisor lanes: the engine has no %q runtime. To add them, build runsc (make runsc) and register it in dockerd's daemon.json, then restart dockerd:\n%s", sr, dockertarget.RuntimeDaemonJSON(sr))
+	}
 	// Controls run first: a subject's escape verdict rests on what they proved.
 	sort.SliceStable(lanes, func(i, j int) bool { return lanes[i].Role == config.RoleControl && lanes[j].Role != config.RoleControl })
 	s.Lanes = lanes
 	s.Recorder = report.NewRecorder(run, lanes)
 	s.Recorder.SetEnv(s.Target.Describe(ctx))
+	if sandboxNote != "" {
+		s.Recorder.SetEnv(map[string]string{"lanes.gvisor": sandboxNote})
+	}
 	return s, nil
 }
 

@@ -39,13 +39,16 @@ type Options struct {
 	EngineID string
 	Sockets  []string
 	VM       bool
-	Logf     func(string, ...any)
+	// Sandboxes are lanes on a sandboxed runtime (gVisor): like the VM, no probe may
+	// reach from there. Empty when the engine has no such runtime.
+	Sandboxes []config.Lane
+	Logf      func(string, ...any)
 }
 
 // Context is one place the probes ran.
 type Context struct {
 	Name    string                 `json:"name"`
-	Kind    string                 `json:"kind"` // node, container, vm
+	Kind    string                 `json:"kind"` // node, container, sandbox, vm
 	Control string                 `json:"control,omitempty"`
 	Error   string                 `json:"error,omitempty"`
 	Probes  []verdict.ProbeVerdict `json:"probes"`
@@ -126,6 +129,12 @@ func Run(ctx context.Context, o Options) (Calibration, error) {
 			cal.Contexts = append(cal.Contexts, c)
 			logf("context %s: %d probes in %.1fs %s", c.Name, len(c.Probes), c.Seconds, c.Error)
 		}
+		for _, lane := range o.Sandboxes {
+			c := containerContext(ctx, o, lane, bin, spec, judge)
+			c.Kind = "sandbox"
+			cal.Contexts = append(cal.Contexts, c)
+			logf("context %s (sandbox, runtime %s): %d probes in %.1fs %s", c.Name, lane.Runtime, len(c.Probes), c.Seconds, firstLine(c.Error))
+		}
 	}
 	if o.VM {
 		start := time.Now()
@@ -188,7 +197,8 @@ func bootVM(ctx context.Context, o Options, bin []byte, spec probespec.Spec, scr
 }
 
 // Check lists every way the calibration fails: a probe not reached in its control
-// context, a probe reached (or unable to run) in the VM, a context that did not run.
+// context, a probe reached (or unable to run) in the VM or a sandbox, a context that
+// did not run.
 func Check(ctxs []Context) []string {
 	var problems []string
 	byControl := map[string]Context{}
@@ -226,16 +236,16 @@ func Check(ctxs []Context) []string {
 		}
 	}
 	for _, c := range ctxs {
-		if c.Kind != "vm" || c.Error != "" {
+		if (c.Kind != "vm" && c.Kind != "sandbox") || c.Error != "" {
 			continue
 		}
 		for _, v := range c.Probes {
 			if v.Result != verdict.Blocked && v.Result != verdict.NotApplicable {
-				problems = append(problems, fmt.Sprintf("%s: %s in the VM (%s), must be blocked or not applicable", v.ID, v.Result, v.Reason))
+				problems = append(problems, fmt.Sprintf("%s: %s in %s %s (%s), must be blocked or not applicable", v.ID, v.Result, c.Kind, c.Name, v.Reason))
 			}
 		}
 		if len(c.Probes) != len(probespec.Catalog) {
-			problems = append(problems, fmt.Sprintf("the VM ran %d of %d probes", len(c.Probes), len(probespec.Catalog)))
+			problems = append(problems, fmt.Sprintf("%s %s ran %d of %d probes", c.Kind, c.Name, len(c.Probes), len(probespec.Catalog)))
 		}
 	}
 	return problems

@@ -60,12 +60,24 @@ func TestCheckFindsAMissedControl(t *testing.T) {
 func TestCheckFindsAVMReach(t *testing.T) {
 	c := good()
 	c[4].Probes = all(verdict.Blocked, map[string]verdict.Result{"P03-kernel-log": verdict.Reached})
-	if p := Check(c); len(p) != 1 || !strings.Contains(p[0], "P03-kernel-log: reached in the VM") {
+	if p := Check(c); len(p) != 1 || !strings.Contains(p[0], "P03-kernel-log: reached in vm vm") {
 		t.Fatalf("a probe reached in the VM cries wolf: %q", p)
 	}
 	c[4].Probes = all(verdict.Blocked, map[string]verdict.Result{"P03-kernel-log": verdict.Error})
 	if p := Check(c); len(p) != 1 {
 		t.Fatalf("a probe that errs in the VM proves nothing: %q", p)
+	}
+}
+
+// A sandbox context (gVisor) is held to the VM's rule: nothing may reach from there.
+func TestCheckFindsASandboxReach(t *testing.T) {
+	c := append(good(), Context{Name: "gvisor-privileged", Kind: "sandbox", Probes: all(verdict.Blocked, nil)})
+	if p := Check(c); len(p) != 0 {
+		t.Fatalf("a sandbox where everything is blocked holds: %q", p)
+	}
+	c[5].Probes = all(verdict.Blocked, map[string]verdict.Result{"P07-proc-root-file": verdict.Reached})
+	if p := Check(c); len(p) != 1 || !strings.Contains(p[0], "reached in sandbox gvisor-privileged") {
+		t.Fatalf("a probe reached in the sandbox must fail the calibration: %q", p)
 	}
 }
 

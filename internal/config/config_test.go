@@ -224,7 +224,8 @@ func TestKataValidation(t *testing.T) {
 	for body, want := range map[string]string{
 		"kata: {version: 3.28.0}":      "use 3.31.0 or later",
 		"kata: {version: latest}":      "pin an exact release",
-		"kata: {shims: [acrn]}":        "test other RuntimeClasses as lanes on the cluster target",
+		"kata: {shims: [acrn]}":        "removed ACRN support in 3.10.0",
+		"kata: {shims: [nosuch]}":      "test other RuntimeClasses as lanes on the cluster target",
 		"kata: {chart: ghcr.io/x/y}":   "oci://",
 		"kata: {imageStore: virtiofs}": "memory or disk",
 	} {

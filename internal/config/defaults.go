@@ -39,6 +39,9 @@ func (c *Config) Default() {
 	if c.Docker.KataLane != nil {
 		c.Docker.KataLane.Default()
 	}
+	for i := range c.Docker.SandboxLanes {
+		c.Docker.SandboxLanes[i].Default()
+	}
 }
 
 // Default fills a lane's optional fields.
@@ -57,6 +60,12 @@ func (l *Lane) Default() {
 	}
 	if l.Network == "" {
 		l.Network = NetworkNone
+	}
+	if l.Storage == "" {
+		l.Storage = StorageVolume
+		if l.Isolation == IsolationSandbox {
+			l.Storage = StorageTmpfs
+		}
 	}
 	for i := range l.Mounts {
 		if l.Mounts[i].Type == "" {

@@ -137,3 +137,12 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// Issue 14: asking for ACRN says plainly that Kata removed it and why no secure Kata
+// can provide it.
+func TestACRNSaysItWasRemoved(t *testing.T) {
+	_, err := Load(write(t, head+"kata:\n  shims: [acrn]\n"), Overrides{})
+	if err == nil || !strings.Contains(err.Error(), "removed ACRN support in 3.10.0") || !strings.Contains(err.Error(), "cluster.runtimeClasses") {
+		t.Fatalf("kata.shims: [acrn]: %v", err)
+	}
+}

@@ -47,6 +47,20 @@ const (
 	// IsolationVM lanes must show a kernel identity different from the node's; an equal
 	// identity fails the lane outright (the RuntimeClass was not applied, say).
 	IsolationVM Isolation = "vm"
+	// IsolationSandbox lanes run on a kernel of their own that is not a VM's (gVisor's
+	// Sentry); the VM rule applies: the node's kernel identity fails them outright.
+	IsolationSandbox Isolation = "sandbox"
+)
+
+// Storage is where a docker-target workspace keeps its nested image stores.
+type Storage string
+
+const (
+	// StorageVolume puts /var/lib/docker and /var/lib/containers on engine volumes.
+	StorageVolume Storage = "volume"
+	// StorageTmpfs puts them on tmpfs mounted exec: a sandboxed runtime (gVisor) runs
+	// overlay2 on its own tmpfs, not on a host-backed volume.
+	StorageTmpfs Storage = "tmpfs"
 )
 
 // Network is a lane's network mode. Lanes have none unless they ask for host.
@@ -112,6 +126,10 @@ type DockerTarget struct {
 	KataRuntime string `json:"kataRuntime,omitempty"`
 	// KataLane is the lane added when KataRuntime is registered.
 	KataLane *Lane `json:"kataLane,omitempty"`
+	// SandboxRuntime is the engine runtime name (gVisor's runsc) that adds SandboxLanes
+	// when the engine registers it.
+	SandboxRuntime string `json:"sandboxRuntime,omitempty"`
+	SandboxLanes   []Lane `json:"sandboxLanes,omitempty"`
 }
 
 // KindTarget configures the kind target.
@@ -181,12 +199,14 @@ type Lane struct {
 	Shape     Shape     `json:"shape,omitempty"`
 	Isolation Isolation `json:"isolation,omitempty"`
 	// Privileged runs the workspace privileged (in the guest, under Kata).
-	Privileged bool     `json:"privileged,omitempty"`
-	HostPID    bool     `json:"hostPID,omitempty"`
-	HostIPC    bool     `json:"hostIPC,omitempty"`
-	Network    Network  `json:"network,omitempty"`
-	Mounts     []Mount  `json:"mounts,omitempty"`
-	Devices    []string `json:"devices,omitempty"`
+	Privileged bool    `json:"privileged,omitempty"`
+	HostPID    bool    `json:"hostPID,omitempty"`
+	HostIPC    bool    `json:"hostIPC,omitempty"`
+	Network    Network `json:"network,omitempty"`
+	// Storage says where the nested image stores live (docker target; default volume).
+	Storage Storage  `json:"storage,omitempty"`
+	Mounts  []Mount  `json:"mounts,omitempty"`
+	Devices []string `json:"devices,omitempty"`
 	// Criteria lists the criteria measured in this lane (default: all four). Controls
 	// that share the host's namespaces measure only what is safe there: a nested daemon
 	// in the host's network namespace would change the host.

@@ -121,7 +121,7 @@ func TestNegativeControlMustFailForItsReason(t *testing.T) {
 		}
 		return c
 	}
-	if d := Evaluate(p, decoy(config.VerdictFail, "the lane is declared VM-isolated but runs on the node's kernel (base: ...)")); !d.Pass {
+	if d := Evaluate(p, decoy(config.VerdictFail, "the lane is declared vm-isolated but runs on the node's kernel (base: ...)")); !d.Pass {
 		t.Fatalf("caught for the right reason must pass: %+v", d)
 	}
 	if d := Evaluate(p, decoy(config.VerdictPass, "")); d.Pass {

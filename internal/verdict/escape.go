@@ -187,7 +187,7 @@ type EscapeLane struct {
 
 // RuleEscapeSubject and RuleEscapeControl are stated in the report.
 const (
-	RuleEscapeSubject = "pass when every probe is blocked or not applicable, every probe was reached in its control lane in this run, every cluster finding (API, kubelet, Kata configuration) is blocked or not applicable, and the node is unchanged; a reached probe or finding fails; a probe whose control did not reach it is inconclusive; a VM-isolated lane with the node's kernel fails"
+	RuleEscapeSubject = "pass when every probe is blocked or not applicable, every probe was reached in its control lane in this run, every cluster finding (API, kubelet, Kata configuration) is blocked or not applicable, and the node is unchanged; a reached probe or finding fails; a probe whose control did not reach it is inconclusive; a VM- or sandbox-isolated lane with the node's kernel fails"
 	RuleEscapeControl = "pass when every probe designated for this control is reached here and the node is unchanged: the control proves the probes can see what they look for"
 )
 
@@ -274,7 +274,7 @@ func EscapeCriterion(in EscapeLane) Criterion {
 		c.Rule = RuleEscapeControl
 	}
 	if vmBreach != "" {
-		c.Verdict, c.Reason = Fail, "the lane is declared VM-isolated but runs on the node's kernel ("+vmBreach+")"
+		c.Verdict, c.Reason = Fail, fmt.Sprintf("the lane is declared %s-isolated but runs on the node's kernel (%s)", in.Lane.Isolation, vmBreach)
 	}
 	return c
 }

@@ -158,8 +158,13 @@ func TestKernelIdentityByIsolation(t *testing.T) {
 		t.Fatalf("a container lane shares the kernel by design: %s %s", c.Verdict, c.Reason)
 	}
 	c := EscapeCriterion(EscapeLane{Lane: subject(config.IsolationVM), Contexts: ctx, Controls: ctl})
-	if c.Verdict != Fail || !strings.Contains(c.Reason, "VM-isolated") {
+	if c.Verdict != Fail || !strings.Contains(c.Reason, "vm-isolated") {
 		t.Fatalf("a VM lane on the node's kernel fails outright: %s %s", c.Verdict, c.Reason)
+	}
+	// A sandbox (gVisor) claims a kernel of its own: the same rule.
+	c = EscapeCriterion(EscapeLane{Lane: subject(config.IsolationSandbox), Contexts: ctx, Controls: ctl})
+	if c.Verdict != Fail || !strings.Contains(c.Reason, "sandbox-isolated") {
+		t.Fatalf("a sandbox lane on the node's kernel fails outright: %s %s", c.Verdict, c.Reason)
 	}
 }
 

@@ -69,6 +69,13 @@ func (t *Target) Preflight(ctx context.Context) error {
 const NoEngineFix = `  fix: eval "$(hack/engine.sh start)" && make e2e TARGET=docker   (a private engine; root, Debian's docker.io)
        or start the host's dockerd (systemctl start docker), or point DOCKER_HOST at a running engine`
 
+// RuntimeDaemonJSON is the daemon.json entry that registers gVisor's runsc as name,
+// with the flags kwc's gVisor lanes need (see hack/runsc.sh).
+func RuntimeDaemonJSON(name string) string {
+	return `  {"runtimes": {"` + name + `": {"path": "/usr/local/bin/runsc",
+    "runtimeArgs": ["--platform=systrap", "--allow-suid", "--net-raw", "--allow-packet-socket-write"]}}}`
+}
+
 // Runtimes lists the engine's registered runtimes, plus DefaultRuntime.
 func (t *Target) Runtimes(ctx context.Context) ([]string, error) {
 	info, err := t.cli.Info(ctx, client.InfoOptions{})
@@ -156,11 +163,16 @@ func (t *Target) hostConfig(lane config.Lane) (*container.HostConfig, error) {
 	hc := &container.HostConfig{
 		Privileged:  lane.Privileged,
 		NetworkMode: container.NetworkMode(lane.Network),
-		// Image stores live on engine volumes, never on the container's own rootfs.
-		Mounts: []mount.Mount{
-			{Type: mount.TypeVolume, Target: "/var/lib/docker", VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{target.LabelRun: t.runID}}},
-			{Type: mount.TypeVolume, Target: "/var/lib/containers", VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{target.LabelRun: t.runID}}},
-		},
+	}
+	// Image stores never live on the container's own rootfs: on engine volumes, or on
+	// tmpfs mounted exec for a sandboxed runtime (Docker's --tmpfs default is noexec,
+	// which breaks nested containers).
+	for _, dir := range []string{"/var/lib/docker", "/var/lib/containers"} {
+		if lane.Storage == config.StorageTmpfs {
+			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeTmpfs, Target: dir, TmpfsOptions: &mount.TmpfsOptions{Options: [][]string{{"exec"}}}})
+			continue
+		}
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Target: dir, VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{target.LabelRun: t.runID}}})
 	}
 	if lane.Runtime != DefaultRuntime && lane.Runtime != "" {
 		hc.Runtime = lane.Runtime
@@ -338,19 +350,56 @@ func (w *workspace) Exec(ctx context.Context, req target.ExecRequest) (res targe
 	return res, nil
 }
 
+// CopyIn unpacks a tar stream in dir with tar inside the workspace, as kubectl cp
+// does. The engine's archive API is not used: it reads the container's root from the
+// host's side, which a sandboxed runtime (gVisor) does not expose.
 func (w *workspace) CopyIn(ctx context.Context, dir string, tarStream io.Reader) error {
-	if _, err := w.t.cli.CopyToContainer(ctx, w.id, client.CopyToContainerOptions{DestinationPath: dir, Content: tarStream}); err != nil {
+	r, err := w.Exec(ctx, target.ExecRequest{Cmd: []string{"tar", "-x", "-m", "-C", dir}, Stdin: tarStream, Timeout: 5 * time.Minute})
+	if err != nil {
 		return fmt.Errorf("copying into %s:%s: %w", w.name, dir, err)
+	}
+	if !r.OK() {
+		return fmt.Errorf("copying into %s:%s: tar exit %d: %s", w.name, dir, r.ExitCode, strings.TrimSpace(r.Stderr))
 	}
 	return nil
 }
 
+// CopyOut streams a tar of path made by tar inside the workspace; a tar that fails
+// ends the stream with its error.
 func (w *workspace) CopyOut(ctx context.Context, path string) (io.ReadCloser, error) {
-	r, err := w.t.cli.CopyFromContainer(ctx, w.id, client.CopyFromContainerOptions{SourcePath: path})
+	i := strings.LastIndex(path, "/")
+	dir, base := path[:i+1], path[i+1:]
+	if dir == "" {
+		dir = "."
+	}
+	created, err := w.t.cli.ExecCreate(ctx, w.id, client.ExecCreateOptions{Cmd: []string{"tar", "-c", "-C", dir, base}, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		return nil, fmt.Errorf("copying %s:%s out: %w", w.name, path, err)
 	}
-	return r.Content, nil
+	att, err := w.t.cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("copying %s:%s out: %w", w.name, path, err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		defer att.Close()
+		var stderr bytes.Buffer
+		_, err := stdcopy.StdCopy(pw, &stderr, att.Reader)
+		if err == nil {
+			insp, ierr := w.t.cli.ExecInspect(context.WithoutCancel(ctx), created.ID, client.ExecInspectOptions{})
+			switch {
+			case ierr != nil:
+				err = ierr
+			case insp.ExitCode != 0:
+				err = fmt.Errorf("tar exit %d: %s", insp.ExitCode, strings.TrimSpace(stderr.String()))
+			}
+		}
+		if err != nil {
+			err = fmt.Errorf("copying %s:%s out: %w", w.name, path, err)
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
 }
 
 func (w *workspace) Logs(ctx context.Context) (string, error) {

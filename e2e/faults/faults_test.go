@@ -236,4 +236,18 @@ func prime(t *testing.T, engine *client.Client) {
 	}
 	_, _ = engine.ContainerStart(ctx, c.ID, client.ContainerStartOptions{})
 	_, _ = engine.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+	// gVisor keeps a network namespace of its own for network-none sandboxes, made on
+	// its first one.
+	info, err := engine.Info(ctx, client.InfoOptions{})
+	if _, ok := info.Info.Runtimes["runsc"]; err != nil || !ok {
+		return
+	}
+	c, err = engine.ContainerCreate(ctx, client.ContainerCreateOptions{Config: &container.Config{Image: workspaceImage, Cmd: []string{"true"}},
+		HostConfig: &container.HostConfig{NetworkMode: "none", Runtime: "runsc"}})
+	if err != nil {
+		t.Logf("priming runsc: %v", err)
+		return
+	}
+	_, _ = engine.ContainerStart(ctx, c.ID, client.ContainerStartOptions{})
+	_, _ = engine.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
 }

@@ -2,7 +2,6 @@ package leftovers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/moby/moby/client"
@@ -26,37 +25,20 @@ type Where struct {
 // in the named cluster (the node agent's SIGTERM removes its canaries there), and
 // this host's canaries and processes. It goes on past failures and reports each.
 func Clean(ctx context.Context, r Runs, w Where) ([]Removed, error) {
-	var out []Removed
-	var errs []error
+	var t tally
 	if w.Engine != nil {
-		rs, err := dockertarget.RemoveRun(ctx, w.Engine, r.ID())
-		for _, x := range rs {
-			out = append(out, Removed(x))
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
+		removed, err := dockertarget.RemoveRun(ctx, w.Engine, r.ID())
+		t.named("", removed, err)
 		clusters, err := kindcluster.RemoveRun(r.ID())
-		for _, c := range clusters {
-			out = append(out, Removed("kind cluster "+c))
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
+		t.named("kind cluster", clusters, err)
 	}
 	if w.Kubeconfig != "" {
 		nss, err := clusterrun.RemoveRun(ctx, w.Kubeconfig, r.ID())
-		for _, n := range nss {
-			out = append(out, Removed("namespace "+n+" (deleting)"))
-		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("cluster %s: %w", w.Kubeconfig, err))
+			err = fmt.Errorf("cluster %s: %w", w.Kubeconfig, err)
 		}
+		t.named("namespace (deleting)", nss, err)
 	}
-	host, err := Host(r)
-	out = append(out, host...)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	return out, errors.Join(errs...)
+	t.add(Host(r))
+	return t.result()
 }

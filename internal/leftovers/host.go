@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"kwc.dev/kwc/internal/mounts"
 	"kwc.dev/kwc/internal/nodeagent"
 	"kwc.dev/kwc/internal/runid"
 )
@@ -64,41 +65,49 @@ func (r Runs) Glob() string {
 // Removed is one object removed, in words.
 type Removed string
 
+// tally gathers what each step removed and every error, so one failure never stops
+// the rest of a cleanup.
+type tally struct {
+	out  []Removed
+	errs []error
+}
+
+func (t *tally) add(rs []Removed, err error) {
+	t.out = append(t.out, rs...)
+	if err != nil {
+		t.errs = append(t.errs, err)
+	}
+}
+
+// named adds the names a step removed, each with its kind in front.
+func (t *tally) named(kind string, names []string, err error) {
+	rs := make([]Removed, 0, len(names))
+	for _, n := range names {
+		rs = append(rs, Removed(strings.TrimSpace(kind+" "+n)))
+	}
+	t.add(rs, err)
+}
+
+func (t *tally) result() ([]Removed, error) { return t.out, errors.Join(t.errs...) }
+
 // Host removes a run's objects on this host: canary folders and agent state under
 // nodeagent.CanaryRoot, /dev/shm entries, SysV shared-memory segments, canary
 // processes (and anything they started), keyring keys, loop devices and their work
 // folders. It goes on past a failure and reports every one.
 func Host(r Runs) ([]Removed, error) {
-	var out []Removed
-	var errs []error
-	add := func(rs []Removed, err error) {
-		out = append(out, rs...)
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
+	var t tally
 	// Processes first: a live canary process could re-create nothing, but an agent
 	// still holding would answer for the rest.
-	add(killProcesses(r))
-	add(removeSysvShm(r))
-	add(removeCanaryFiles(r))
-	add(removeShmFiles(r))
+	t.add(killProcesses(r))
+	t.add(removeSysvShm(r))
+	t.add(removeCanaryFiles(r))
+	t.add(removeShmFiles(r))
 	keys, err := nodeagent.RemoveKeys(r.Glob())
-	for _, k := range keys {
-		out = append(out, Removed("key "+k))
-	}
-	if err != nil {
-		errs = append(errs, err)
-	}
+	t.named("key", keys, err)
 	loops, err := nodeagent.RemoveLoops(r.Glob())
-	for _, l := range loops {
-		out = append(out, Removed("loop device "+l))
-	}
-	if err != nil {
-		errs = append(errs, err)
-	}
-	add(removeWorkDirs(r))
-	return out, errors.Join(errs...)
+	t.named("loop device", loops, err)
+	t.add(removeWorkDirs(r))
+	return t.result()
 }
 
 // markedRun returns the run id a canary's content starts with ("kwc-canary-<id>:"),
@@ -252,7 +261,7 @@ func removeCanaryFiles(r Runs) ([]Removed, error) {
 			continue
 		}
 		p := filepath.Join(nodeagent.CanaryRoot, name)
-		if err := removeTree(p); err != nil {
+		if err := mounts.RemoveTree(p); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -285,16 +294,31 @@ func removeShmFiles(r Runs) ([]Removed, error) {
 	return out, errors.Join(errs...)
 }
 
-// removeWorkDirs removes the loop canary's work folder, $TMPDIR/kwc-loop-<id>.
+// removeWorkDirs removes the loop canary's work folder, $TMPDIR/kwc-loop-<id>, and
+// the probe's own scratch folder on the node, /tmp/kwc-probe-<id>. The probe mounts
+// things there (a killed one leaves them): those mounts are kwc's by where they are,
+// so they are detached first, deepest first; a mount that will not go keeps the
+// folder.
 func removeWorkDirs(r Runs) ([]Removed, error) {
-	matches, _ := filepath.Glob(filepath.Join(os.TempDir(), "kwc-loop-"+r.Glob()))
+	loops, _ := filepath.Glob(filepath.Join(os.TempDir(), "kwc-loop-"+r.Glob()))
+	probes, _ := filepath.Glob("/tmp/kwc-probe-" + r.Glob())
 	var out []Removed
 	var errs []error
-	for _, p := range matches {
+	for _, p := range append(loops, probes...) {
 		if st, err := os.Lstat(p); err != nil || !st.IsDir() {
 			continue
 		}
-		if err := removeTree(p); err != nil {
+		if strings.HasPrefix(filepath.Base(p), "kwc-probe-") {
+			detached, err := mounts.DetachUnder(p)
+			for _, m := range detached {
+				out = append(out, Removed("mount "+m))
+			}
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if err := mounts.RemoveTree(p); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -315,71 +339,4 @@ func readHead(path string, n int) ([]byte, error) {
 		return b[:k], nil
 	}
 	return nil, err
-}
-
-// removeTree removes a folder kwc made, but never one with a mount at or under it:
-// RemoveAll would walk into the mounted filesystem and delete what is there.
-func removeTree(p string) error {
-	mounts, err := MountsUnder(p)
-	if err != nil {
-		return fmt.Errorf("not removing %s: %w", p, err)
-	}
-	if len(mounts) > 0 {
-		return fmt.Errorf("not removing %s: %s is mounted under it (unmount it first)", p, mounts[0])
-	}
-	return os.RemoveAll(p)
-}
-
-// MountsUnder lists this mount namespace's mount points at or below p.
-func MountsUnder(p string) ([]string, error) {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return nil, err
-	}
-	points, err := MountPoints()
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, m := range points {
-		if m == abs || strings.HasPrefix(m, abs+"/") {
-			out = append(out, m)
-		}
-	}
-	return out, nil
-}
-
-// MountPoints lists this mount namespace's mount points, from /proc/self/mountinfo.
-func MountPoints() ([]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("reading the mount table: %w", err)
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 {
-			out = append(out, unescapeOctal(f[4]))
-		}
-	}
-	return out, nil
-}
-
-// unescapeOctal undoes mountinfo's \040-style escapes.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
 
+	"kwc.dev/kwc/internal/mounts"
 	"kwc.dev/kwc/internal/nodeagent"
 )
 
@@ -66,11 +67,11 @@ func Inventory(ctx context.Context, engine *client.Client, since time.Time) ([]s
 		}
 	}
 	add("key", userKeys()...)
-	mounts, err := MountPoints()
+	all, err := mounts.Under("/")
 	if err != nil {
 		return nil, err
 	}
-	add("mount", mounts...)
+	add("mount", all...)
 	ifs, err := net.Interfaces()
 	if err != nil {
 		return nil, fmt.Errorf("listing network interfaces: %w", err)

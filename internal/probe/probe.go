@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"kwc.dev/kwc/internal/capability"
+	ownmounts "kwc.dev/kwc/internal/mounts"
 	"kwc.dev/kwc/internal/probespec"
 )
 
@@ -89,7 +90,13 @@ func Run(ctx context.Context, s probespec.Spec) probespec.Result {
 	if err := os.MkdirAll(s.TempDir, 0o700); err != nil {
 		res.Context["tempDirError"] = err.Error()
 	}
-	defer os.RemoveAll(s.TempDir)
+	// A probe that overran its deadline may still hold a mount here (a cgroup
+	// hierarchy, on the node itself): detach before removing, never walk into one.
+	defer func() {
+		if err := ownmounts.DetachAndRemove(s.TempDir); err != nil {
+			res.Context["tempDirError"] = err.Error()
+		}
+	}()
 	// spec.TimeoutSeconds caps every probe's own timeout (a slow VM may want less).
 	timeout := time.Duration(s.TimeoutSeconds * float64(time.Second))
 	for _, p := range probespec.Catalog {

@@ -167,9 +167,14 @@ func (t *Target) hostConfig(lane config.Lane) (*container.HostConfig, error) {
 	// Image stores never live on the container's own rootfs: on engine volumes, or on
 	// tmpfs mounted exec for a sandboxed runtime (Docker's --tmpfs default is noexec,
 	// which breaks nested containers).
+	// (HostConfig.Tmpfs, not a tmpfs mount: engines before API 1.46 ignore a mount's
+	// tmpfs options, and exec with them.)
 	for _, dir := range []string{"/var/lib/docker", "/var/lib/containers"} {
 		if lane.Storage == config.StorageTmpfs {
-			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeTmpfs, Target: dir, TmpfsOptions: &mount.TmpfsOptions{Options: [][]string{{"exec"}}}})
+			if hc.Tmpfs == nil {
+				hc.Tmpfs = map[string]string{}
+			}
+			hc.Tmpfs[dir] = "rw,exec,mode=0711"
 			continue
 		}
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Target: dir, VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{target.LabelRun: t.runID}}})

@@ -146,3 +146,46 @@ func TestACRNSaysItWasRemoved(t *testing.T) {
 		t.Fatalf("kata.shims: [acrn]: %v", err)
 	}
 }
+
+// Issue 12: where the engine registers runsc, the gVisor lanes join the run, sandbox-
+// isolated with tmpfs image stores; where it does not, they do not (and the suite says
+// how to add them).
+func TestSandboxLanesWhereTheEngineHasRunsc(t *testing.T) {
+	c, err := Load("", Overrides{Target: "docker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	with, err := c.EffectiveLanes([]string{"default", "runsc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range with {
+		if l.Runtime == "runsc" {
+			names = append(names, l.Name)
+			if l.Isolation != IsolationSandbox || l.Storage != StorageTmpfs || l.Role != RoleSubject {
+				t.Errorf("%s: isolation %s storage %s role %s", l.Name, l.Isolation, l.Storage, l.Role)
+			}
+			if l.Expect["sudo"] != VerdictPass || l.Expect["escape"] != VerdictPass {
+				t.Errorf("%s must be expected to give sudo and block escape: %v", l.Name, l.Expect)
+			}
+		}
+	}
+	if strings.Join(names, ",") != "gvisor-gitlab,gvisor-privileged" {
+		t.Fatalf("gVisor lanes: %v", names)
+	}
+	without, err := c.EffectiveLanes([]string{"default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range without {
+		if l.Runtime == "runsc" {
+			t.Fatalf("a gVisor lane without runsc: %s", l.Name)
+		}
+	}
+	// A sandbox control makes no sense: controls share the node's kernel.
+	_, err = Load(write(t, head+"lanes:\n  - {name: x, role: control, control: C1, runtime: runsc, isolation: sandbox, privileged: true}\n"), Overrides{})
+	if err == nil || !strings.Contains(err.Error(), "isolation sandbox on a control lane") {
+		t.Fatalf("a sandbox control lane: %v", err)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"kwc.dev/kwc/internal/config"
 )
 
 // A newcomer without an engine must be told a command that exists (issue 10: the old
@@ -36,4 +38,34 @@ func TestPreflightWithoutEngineSaysWhatToRun(t *testing.T) {
 func exists(p string) bool {
 	m, _ := filepath.Glob(p)
 	return len(m) > 0
+}
+
+// A gVisor lane's nested image stores are tmpfs mounted exec (a noexec store breaks
+// every nested container with "exec /bin/sh: permission denied"); other lanes keep
+// labelled volumes, so cleanup finds them by run.
+func TestImageStoresByStorage(t *testing.T) {
+	tg := &Target{runID: "abcdef"}
+	sandbox := config.Lane{Name: "gvisor-gitlab", Role: config.RoleSubject, Runtime: "runsc", Isolation: config.IsolationSandbox}
+	sandbox.Default()
+	hc, err := tg.hostConfig(sandbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"/var/lib/docker", "/var/lib/containers"} {
+		if opts := hc.Tmpfs[dir]; !strings.Contains(opts, "exec") || strings.Contains(opts, "noexec") {
+			t.Errorf("%s: tmpfs options %q, want exec", dir, opts)
+		}
+	}
+	if len(hc.Mounts) != 0 || hc.Runtime != "runsc" {
+		t.Errorf("a tmpfs lane has volume mounts %v or runtime %q", hc.Mounts, hc.Runtime)
+	}
+	runc := config.Lane{Name: "runc-gitlab", Role: config.RoleSubject, Runtime: DefaultRuntime}
+	runc.Default()
+	hc, err = tg.hostConfig(runc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hc.Tmpfs) != 0 || len(hc.Mounts) != 2 || hc.Mounts[0].VolumeOptions.Labels["dev.kwc.run"] != "abcdef" {
+		t.Errorf("a volume lane: tmpfs %v, mounts %+v", hc.Tmpfs, hc.Mounts)
+	}
 }

@@ -122,25 +122,32 @@ func Plant(o Options) (*Planted, error) {
 		name string
 		f    func() error
 	}{
-		{"file", func() error { return p.plantFile(content) }},
-		{"process", func() error { return p.plantProcess(content) }},
-		{"loopback listener", func() error { return p.plantListener("tcp", "127.0.0.1:0") }},
-		{"abstract socket", func() error { return p.plantListener("unix", "@"+marker) }},
-		{"kernel log line", func() error { return plantKmsg(content) }},
-		{"/dev/shm entry", func() error { return p.plantShmFile(content) }},
-		{"SysV shared memory", func() error { return p.plantSysvShm(content) }},
-		{"keyring key", func() error { return p.plantKey(content) }},
-		{"loop device", func() error { return p.plantLoop(content) }},
+		{probespec.CanaryFile, func() error { return p.plantFile(content) }},
+		{probespec.CanaryProcess, func() error { return p.plantProcess(content) }},
+		{probespec.CanaryLoopback, func() error { return p.plantListener("tcp", "127.0.0.1:0") }},
+		{probespec.CanaryAbstract, func() error { return p.plantListener("unix", "@"+marker) }},
+		{probespec.CanaryKmsg, func() error { return plantKmsg(content) }},
+		{probespec.CanaryShmFile, func() error { return p.plantShmFile(content) }},
+		{probespec.CanarySysvShm, func() error { return p.plantSysvShm(content) }},
+		{probespec.CanaryKey, func() error { return p.plantKey(content) }},
+		{probespec.CanaryLoop, func() error { return p.plantLoop(content) }},
 	}
+	missing := map[string]string{}
 	for _, s := range steps {
 		if err := s.f(); err != nil {
 			logf("node agent: could not plant the %s canary: %v", s.name, err)
 			p.planted = append(p.planted, s.name+": not planted: "+err.Error())
+			missing[s.name] = err.Error()
 			continue
 		}
 		p.planted = append(p.planted, s.name)
 	}
 	p.facts = probe.KernelFacts()
+	// A probe that finds nothing where no canary was planted proves nothing: the
+	// verdict rules read these and make such a "blocked" an error.
+	for name, why := range missing {
+		p.facts[probespec.CanaryMissingFact(name)] = why
+	}
 	p.facts["cgroupMode"] = probe.CgroupMode()
 	if o.EngineID != "" {
 		p.facts["engineID"] = o.EngineID

@@ -133,3 +133,21 @@ func Lookup(id string) (Probe, bool) {
 	}
 	return Probe{}, false
 }
+
+// The node agent's canaries, by name: the agent plants each, and a probe that looks
+// for one whose planting failed proves nothing by finding nothing.
+const (
+	CanaryFile     = "file"
+	CanaryProcess  = "process"
+	CanaryLoopback = "loopback listener"
+	CanaryAbstract = "abstract socket"
+	CanaryKmsg     = "kernel log line"
+	CanaryShmFile  = "/dev/shm entry"
+	CanarySysvShm  = "SysV shared memory"
+	CanaryKey      = "keyring key"
+	CanaryLoop     = "loop device"
+)
+
+// CanaryMissingFact is the node fact the agent sets, to why, for a canary it could not
+// plant.
+func CanaryMissingFact(canary string) string { return "canaryMissing." + canary }

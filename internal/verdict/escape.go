@@ -58,6 +58,13 @@ func JudgeProbe(o probespec.Observation, node map[string]string, sec Secret) Pro
 		return v
 	}
 	sameKernel := o.Facts["bootID"] != "" && o.Facts["bootID"] == node["bootID"]
+	// Without the node's kernel identity "another kernel" cannot be told from "the
+	// node's": a kernel-rule probe then proves nothing either way.
+	kernelRule := p.Rule == probespec.RuleSameKernel || (p.Rule == probespec.RuleWritableSameKernel && o.Facts["writable"] == "true")
+	if kernelRule && node["bootID"] == "" {
+		v.Result, v.Reason = Error, "the node's kernel identity (boot_id) is unknown, so the workspace's kernel cannot be compared with it"
+		return v
+	}
 	switch p.Rule {
 	case probespec.RuleSecret:
 		for _, c := range o.Candidates {
@@ -108,6 +115,8 @@ func JudgeProbe(o probespec.Observation, node map[string]string, sec Secret) Pro
 		switch {
 		case o.Facts["writable"] != "true":
 			v.Result, v.Reason = Blocked, "not writable here"
+		case o.Facts["bootID"] == "":
+			v.Result, v.Reason = Error, "writable, and no boot_id was observed: the kernel it belongs to is unknown"
 		case !sameKernel:
 			v.Result, v.Reason = Blocked, "writable, but it belongs to another kernel (boot_id differs from the node's)"
 		default:
@@ -269,6 +278,11 @@ func EscapeCriterion(in EscapeLane) Criterion {
 	}
 	checks = append(checks, sweep)
 	c := AllChecks(checks)
+	// A pass needs positive evidence: at least one probe decided blocked. A lane
+	// whose every probe was skipped has shown nothing about its boundary.
+	if !control && c.Verdict == Pass && !anyProbePassed(checks) {
+		c.Verdict, c.Reason = Inconclusive, "no probe was decided in this lane (every one skipped or not applicable): nothing shows the workspace was looked at"
+	}
 	c.Rule = RuleEscapeSubject
 	if control {
 		c.Rule = RuleEscapeControl
@@ -279,13 +293,53 @@ func EscapeCriterion(in EscapeLane) Criterion {
 	return c
 }
 
-// JudgeAll decides every observation of a probe result.
+func anyProbePassed(checks []Check) bool {
+	for _, ch := range checks {
+		if ch.Verdict == Pass && ch.Case != "node" && ch.Case != "cluster" {
+			return true
+		}
+	}
+	return false
+}
+
+// JudgeAll decides every observation of a probe result, failing closed where a
+// "blocked" would prove nothing: a probe that needed root and ran without it, and a
+// probe whose canary the node agent could not plant, are errors.
 func JudgeAll(res probespec.Result, node map[string]string, sec Secret) []ProbeVerdict {
 	out := make([]ProbeVerdict, 0, len(res.Observations))
 	for _, o := range res.Observations {
-		out = append(out, JudgeProbe(o, node, sec))
+		v := JudgeProbe(o, node, sec)
+		p, _ := probespec.Lookup(o.ID)
+		if v.Result == Blocked && p.Root && res.Context["uid"] != "0" {
+			v.Result, v.Reason = Error, fmt.Sprintf("needs root but ran as uid %q (did sudo -n fail?): blocked as a user proves nothing", res.Context["uid"])
+		}
+		if v.Result == Blocked {
+			for _, c := range probeCanaries[o.ID] {
+				if why := node[probespec.CanaryMissingFact(c)]; why != "" {
+					v.Result, v.Reason = Error, "its "+c+" canary was not planted on the node ("+why+"): nothing was there to reach"
+				}
+			}
+		}
+		out = append(out, v)
 	}
 	return out
+}
+
+// probeCanaries names the node agent's canaries each probe looks for.
+var probeCanaries = map[string][]string{
+	"P02-block-device-canary":  {probespec.CanaryLoop},
+	"P03-kernel-log":           {probespec.CanaryKmsg},
+	"P04-mounted-host-file":    {probespec.CanaryFile},
+	"P05-host-process-cmdline": {probespec.CanaryProcess},
+	"P06-ptrace-environ":       {probespec.CanaryProcess},
+	"P07-proc-root-file":       {probespec.CanaryProcess, probespec.CanaryFile},
+	"P08-loopback-challenge":   {probespec.CanaryLoopback},
+	"P09-abstract-socket":      {probespec.CanaryAbstract},
+	"P10-shm-file":             {probespec.CanaryShmFile},
+	"P11-sysv-shm":             {probespec.CanarySysvShm},
+	"P12-keyring":              {probespec.CanaryKey},
+	"P19-open-by-handle":       {probespec.CanaryFile},
+	"P20-mknod-loop-canary":    {probespec.CanaryLoop},
 }
 
 // CatalogAsNotApplicable marks every probe not applicable, for a context that cannot

@@ -1,0 +1,87 @@
+package verdict
+
+import (
+	"strings"
+	"testing"
+
+	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/probespec"
+)
+
+func observed(id string, facts map[string]string) probespec.Observation {
+	return probespec.Observation{ID: id, Status: probespec.Observed, Facts: facts}
+}
+
+// Issue 11: an empty boot_id counted as "another kernel", which made the kernel-rule
+// probes blocked. Unknown identity is an error, on either side.
+func TestUnknownKernelIdentityIsAnError(t *testing.T) {
+	node := map[string]string{"bootID": "node-boot"}
+	for name, c := range map[string]struct {
+		o    probespec.Observation
+		node map[string]string
+	}{
+		"node boot_id unknown, same-kernel rule": {observed("P01-kernel-identity", map[string]string{"bootID": "ws-boot"}), map[string]string{}},
+		"node boot_id unknown, writable knob":    {observed("P14-core-pattern", map[string]string{"bootID": "ws-boot", "writable": "true"}), map[string]string{}},
+		"workspace boot_id unknown, writable":    {observed("P16-cgroup-release-agent", map[string]string{"writable": "true"}), node},
+	} {
+		if v := JudgeProbe(c.o, c.node, Secret{Token: "t"}); v.Result != Error {
+			t.Errorf("%s: %s (%s), want error", name, v.Result, v.Reason)
+		}
+	}
+	// Not writable is blocked whatever the kernel.
+	if v := JudgeProbe(observed("P14-core-pattern", map[string]string{"writable": "false"}), map[string]string{}, Secret{}); v.Result != Blocked {
+		t.Errorf("a knob that is not writable: %s", v.Result)
+	}
+}
+
+// Issue 11: when sudo -n failed the probes ran unprivileged and root-only probes said
+// blocked. A root probe's "blocked" as a user is an error.
+func TestRootProbeWithoutRootIsAnError(t *testing.T) {
+	res := probespec.Result{Context: map[string]string{"uid": "5001"}, Observations: []probespec.Observation{
+		{ID: "P07-proc-root-file", Status: probespec.Observed},
+		{ID: "P05-host-process-cmdline", Status: probespec.Observed},
+	}}
+	vs := JudgeAll(res, map[string]string{"bootID": "b"}, Secret{Token: "t"})
+	if vs[0].Result != Error || !strings.Contains(vs[0].Reason, "needs root") {
+		t.Errorf("P07 (root) as uid 5001: %s %s", vs[0].Result, vs[0].Reason)
+	}
+	if vs[1].Result != Blocked {
+		t.Errorf("P05 needs no root: %s %s", vs[1].Result, vs[1].Reason)
+	}
+	res.Context["uid"] = "0"
+	if vs := JudgeAll(res, map[string]string{"bootID": "b"}, Secret{Token: "t"}); vs[0].Result != Blocked {
+		t.Errorf("P07 as root: %s", vs[0].Result)
+	}
+}
+
+// Issue 11: a canary that failed to plant still yielded blocked.
+func TestProbeOfAMissingCanaryIsAnError(t *testing.T) {
+	res := probespec.Result{Context: map[string]string{"uid": "0"}, Observations: []probespec.Observation{
+		{ID: "P08-loopback-challenge", Status: probespec.Observed},
+		{ID: "P10-shm-file", Status: probespec.Observed},
+	}}
+	node := map[string]string{"bootID": "b", probespec.CanaryMissingFact(probespec.CanaryLoopback): "listen: address in use"}
+	vs := JudgeAll(res, node, Secret{Token: "t"})
+	if vs[0].Result != Error || !strings.Contains(vs[0].Reason, "not planted") {
+		t.Errorf("P08 without its listener: %s %s", vs[0].Result, vs[0].Reason)
+	}
+	if vs[1].Result != Blocked {
+		t.Errorf("P10's canary was planted: %s", vs[1].Result)
+	}
+}
+
+// Issue 11: the host-state sweep was always a pass, so a lane whose every probe was
+// skipped still passed escape. A pass needs at least one probe decided.
+func TestEscapeNeedsPositiveEvidence(t *testing.T) {
+	in := EscapeLane{Lane: subject(config.IsolationContainer),
+		Contexts: map[string][]ProbeVerdict{"base": {pv("P05-host-process-cmdline", NotApplicable), pv("P14-core-pattern", NotApplicable)}},
+		Controls: Controls{"P05-host-process-cmdline": Reached, "P14-core-pattern": Reached}}
+	if c := EscapeCriterion(in); c.Verdict != Inconclusive || !strings.Contains(c.Reason, "no probe was decided") {
+		t.Fatalf("every probe skipped: %s %s", c.Verdict, c.Reason)
+	}
+	in.Contexts["base"] = append(in.Contexts["base"], pv("P08-loopback-challenge", Blocked))
+	in.Controls["P08-loopback-challenge"] = Reached
+	if c := EscapeCriterion(in); c.Verdict != Pass {
+		t.Fatalf("one probe blocked with its control proven: %s %s", c.Verdict, c.Reason)
+	}
+}

@@ -272,20 +272,33 @@ func checkAnnotations(files []kataFile, err error) verdict.Finding {
 		f.Result, f.Reason = verdict.Error, err.Error()
 		return f
 	}
-	var bad []string
+	var bad, unreadable []string
 	for _, kf := range files {
 		for _, name := range slices.Sorted(maps.Keys(kf.hypervisors)) {
 			enabled := strings_(kf.hypervisors[name]["enable_annotations"])
 			f.Evidence = append(f.Evidence, fmt.Sprintf("%s [hypervisor.%s] enable_annotations = %q", kf.path, name, enabled))
-			for _, a := range enabled {
-				if why, ok := DangerousAnnotations[a]; ok {
-					bad = append(bad, fmt.Sprintf("%s in %s: %s", a, name, why))
+			for _, entry := range enabled {
+				// Kata reads each entry as a regular expression over the annotation's
+				// name: "kernel_.*" or ".+" enables kernel_params as surely as the name.
+				re, err := regexp.Compile("^(?:" + entry + ")$")
+				if err != nil {
+					unreadable = append(unreadable, fmt.Sprintf("%q in %s: %v", entry, name, err))
+					continue
+				}
+				for _, d := range slices.Sorted(maps.Keys(DangerousAnnotations)) {
+					if d != ".*" && re.MatchString(d) {
+						bad = append(bad, fmt.Sprintf("%s (by %q) in %s: %s", d, entry, name, DangerousAnnotations[d]))
+					}
 				}
 			}
 		}
 	}
 	if len(bad) > 0 {
 		f.Result, f.Reason = verdict.Reached, "a pod author can set "+strings.Join(bad, "; ")
+		return f
+	}
+	if len(unreadable) > 0 {
+		f.Result, f.Reason = verdict.Error, "enable_annotations entries that are not regular expressions, so what they enable is unknown: "+strings.Join(unreadable, "; ")
 		return f
 	}
 	f.Result, f.Reason = verdict.Blocked, "enable_annotations holds none of the dangerous annotations"

@@ -130,3 +130,22 @@ func TestAnnotationAllowed(t *testing.T) {
 		t.Error("an unknown handler is an error, never a verdict")
 	}
 }
+
+// Issue 11: K03 compared enable_annotations entries as exact strings, though Kata reads
+// them as regular expressions: "kernel_.*" or ".+" passed.
+func TestK03ReadsEntriesAsRegularExpressions(t *testing.T) {
+	for entries, want := range map[string]verdict.Result{
+		`["kernel_.*"]`:                       verdict.Reached,
+		`[".+"]`:                              verdict.Reached,
+		`["virtio_fs_.*"]`:                    verdict.Reached,
+		`["default_vcpus", "default_memory"]`: verdict.Blocked,
+		`["("]`:                               verdict.Error,
+	} {
+		cfg := "[hypervisor.qemu]\nenable_annotations = " + entries + "\n"
+		files, err := parseKata(map[string][]byte{"/opt/kata/configuration-qemu.toml": []byte(cfg)})
+		f := checkAnnotations(files, err)
+		if f.Result != want {
+			t.Errorf("enable_annotations = %s: %s (%s), want %s", entries, f.Result, f.Reason, want)
+		}
+	}
+}

@@ -238,8 +238,12 @@ func EscapeCriterion(in EscapeLane) Criterion {
 				}
 			case pv.Result == Error:
 				ch.Verdict, ch.Reason = Inconclusive, "probe error: "+pv.Reason
-			case in.Controls[pv.ID] == NotApplicable && pv.Result != Reached:
-				ch.Verdict, ch.Reason = Skipped, "not applicable on this node: its control "+pv.Control+" found no such primitive either ("+pv.Reason+")"
+			case in.Controls[pv.ID] == NotApplicable && in.Node[pv.ID] == NotApplicable && pv.Result != Reached:
+				ch.Verdict, ch.Reason = Skipped, "not applicable on this node: neither the node itself nor its control "+pv.Control+" has such a primitive ("+pv.Reason+")"
+			case in.Controls[pv.ID] == NotApplicable:
+				// A control that found no primitive the node has is a broken control, not
+				// an absent primitive: it proves nothing.
+				ch.Verdict, ch.Reason = Inconclusive, fmt.Sprintf("%s, but its control %s found the primitive missing while the node has it (%s): the control proves nothing", pv.Result, pv.Control, in.Node[pv.ID])
 			case in.Controls[pv.ID] != Reached:
 				ch.Verdict, ch.Reason = Inconclusive, fmt.Sprintf("%s, but the probe was not reached in its control %s in this run, so this proves nothing", pv.Result, pv.Control)
 			case pv.Result == NotApplicable:

@@ -85,3 +85,21 @@ func TestEscapeNeedsPositiveEvidence(t *testing.T) {
 		t.Fatalf("one probe blocked with its control proven: %s %s", c.Verdict, c.Reason)
 	}
 }
+
+// Issue 11: a control that said "not applicable" (broken, or its workspace never got
+// the privileges) made the subject's probe skipped. Only when the node itself agrees
+// is the primitive absent; otherwise the subject's probe is inconclusive.
+func TestABrokenControlProvesNothing(t *testing.T) {
+	in := EscapeLane{Lane: subject(config.IsolationContainer),
+		Contexts: map[string][]ProbeVerdict{"base": {pv("P11-sysv-shm", Blocked), pv("P08-loopback-challenge", Blocked)}},
+		Controls: Controls{"P11-sysv-shm": NotApplicable, "P08-loopback-challenge": Reached},
+		Node:     map[string]Result{"P11-sysv-shm": Reached, "P08-loopback-challenge": Reached}}
+	c := EscapeCriterion(in)
+	if c.Verdict != Inconclusive || !strings.Contains(c.Reason, "the control proves nothing") {
+		t.Fatalf("control not applicable, node reached: %s %s", c.Verdict, c.Reason)
+	}
+	in.Node["P11-sysv-shm"] = NotApplicable
+	if c := EscapeCriterion(in); c.Verdict != Pass {
+		t.Fatalf("control and node agree the primitive is absent: %s %s", c.Verdict, c.Reason)
+	}
+}

@@ -100,10 +100,14 @@ func TestKilledRunsLeaveNothing(t *testing.T) {
 		ph := cycle[i%len(cycle)]
 		sig := []syscall.Signal{syscall.SIGKILL, syscall.SIGINT}[(i/len(cycle))%2]
 		if ph.name == "image build" {
-			// A warm engine builds the image from its cache in no time: remove it, so the
-			// kill lands in a real build.
+			// A warm engine builds the image from its layer cache in no time: remove the
+			// image and every unused layer (the Debian base is re-imported from .cache),
+			// so the kill lands in a real build.
 			if _, err := engine.ImageRemove(ctx, workspaceImage, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil {
 				t.Logf("removing %s to force a build: %v", workspaceImage, err)
+			}
+			if _, err := engine.ImagePrune(ctx, client.ImagePruneOptions{Filters: client.Filters{}.Add("dangling", "false")}); err != nil {
+				t.Logf("pruning the layer cache to force a build: %v", err)
 			}
 		}
 		began := time.Now()

@@ -298,7 +298,7 @@ func Table(w io.Writer, cal Calibration) {
 		}
 	}
 	if len(cal.Problems) == 0 {
-		fmt.Fprintf(w, "calibration holds: every probe reached in its control, none in the VM\n")
+		fmt.Fprintf(w, "calibration holds: every probe reached in its control, none in the VM or a sandbox\n")
 		return
 	}
 	fmt.Fprintf(w, "calibration FAILS (%d problems):\n", len(cal.Problems))

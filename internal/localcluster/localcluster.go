@@ -42,6 +42,7 @@ import (
 	"kwc.dev/kwc/internal/kubeapitest"
 	"kwc.dev/kwc/internal/localregistry"
 	"kwc.dev/kwc/internal/logtail"
+	"kwc.dev/kwc/internal/mounts"
 )
 
 // NodeToken is the kubelet's credential (user system:node:kwc-local).
@@ -464,7 +465,9 @@ func (c *Cluster) Down(ctx context.Context) error {
 		_ = c.Registry.Close()
 	}
 	problems = append(problems, killShims(c.ContainerdSocket)...)
-	problems = append(problems, unmountUnder(c.o.Dir)...)
+	if _, err := mounts.DetachUnder(c.o.Dir); err != nil {
+		problems = append(problems, err.Error())
+	}
 	removeCgroups("kubepods")
 	if c.bridgeMade {
 		if out, err := exec.Command("ip", "link", "del", Bridge).CombinedOutput(); err != nil {
@@ -588,29 +591,6 @@ func killShims(socket string) []string {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 				left = append(left, "a containerd shim (pid "+e.Name()+", killed)")
 			}
-		}
-	}
-	return left
-}
-
-// unmountUnder detaches every mount below dir, deepest first.
-func unmountUnder(dir string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return []string{err.Error()}
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			mounts = append(mounts, f[4])
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
-	var left []string
-	for _, m := range mounts {
-		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
-			left = append(left, fmt.Sprintf("mount %s: %v", m, err))
 		}
 	}
 	return left

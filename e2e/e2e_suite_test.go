@@ -141,7 +141,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	// host's device nodes (the loop canary) as they were when it was created.
 	engineID, sockets, err := suite.Docker.EngineIdentity(ctx)
 	Expect(err).NotTo(HaveOccurred())
-	planted, agentErr = nodeagent.Plant(nodeagent.Options{RunID: suite.RunID, Sockets: sockets, EngineID: engineID,
+	planted, agentErr = nodeagent.Plant(nodeagent.Options{RunID: suite.RunID, Sockets: sockets, EngineID: engineID, Folders: nodeagent.HostFolders,
 		ProbeTimeout: suite.Config.Probes.Timeout.Duration, Logf: suite.Logf})
 	if agentErr != nil {
 		suite.Logf("escape probes will be inconclusive: %v", agentErr)

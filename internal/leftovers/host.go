@@ -102,6 +102,7 @@ func Host(r Runs) ([]Removed, error) {
 	t.add(removeSysvShm(r))
 	t.add(removeCanaryFiles(r))
 	t.add(removeShmFiles(r))
+	t.add(removeFolderCanaries(r))
 	keys, err := nodeagent.RemoveKeys(r.Glob())
 	t.named("key", keys, err)
 	loops, err := nodeagent.RemoveLoops(r.Glob())
@@ -268,6 +269,30 @@ func removeCanaryFiles(r Runs) ([]Removed, error) {
 		out = append(out, Removed(p))
 	}
 	_ = os.Remove(nodeagent.CanaryRoot) // only when empty
+	return out, errors.Join(errs...)
+}
+
+// removeFolderCanaries removes <folder>/.kwc-canary-<id> from the host folders the
+// agent plants in, when the file holds the run's marker.
+func removeFolderCanaries(r Runs) ([]Removed, error) {
+	var out []Removed
+	var errs []error
+	for _, dir := range nodeagent.HostFolders {
+		matches, _ := filepath.Glob(filepath.Join(dir, nodeagent.FolderCanaryName(r.Glob())))
+		for _, p := range matches {
+			if st, err := os.Lstat(p); err != nil || !st.Mode().IsRegular() {
+				continue
+			}
+			if b, err := readHead(p, 64); err != nil || !r.Has(markedRun(b)) {
+				continue
+			}
+			if err := os.Remove(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out = append(out, Removed(p))
+		}
+	}
 	return out, errors.Join(errs...)
 }
 

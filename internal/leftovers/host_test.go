@@ -22,7 +22,7 @@ import (
 // a run that dies with SIGKILL.
 func TestMain(m *testing.M) {
 	if id := os.Getenv("KWC_LEFTOVERS_PLANT"); id != "" {
-		p, err := nodeagent.Plant(nodeagent.Options{RunID: id})
+		p, err := nodeagent.Plant(nodeagent.Options{RunID: id, Folders: nodeagent.HostFolders})
 		if err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)
@@ -91,6 +91,11 @@ func leftOf(t *testing.T, id string) []string {
 			left = append(left, p)
 		}
 	}
+	for _, dir := range nodeagent.HostFolders {
+		if p := filepath.Join(dir, nodeagent.FolderCanaryName(id)); exists(p) {
+			left = append(left, p)
+		}
+	}
 	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
 	for _, f := range files {
 		if b, _ := os.ReadFile(f); strings.Contains(string(b), "kwc-loop-"+id) {
@@ -113,7 +118,11 @@ func TestHostCleanupAfterSIGKILL(t *testing.T) {
 	for _, l := range before {
 		hasSysv = hasSysv || strings.HasPrefix(l, "SysV")
 	}
-	if !hasSysv {
+	hasFolder := false
+	for _, l := range before {
+		hasFolder = hasFolder || strings.HasPrefix(l, "/etc/")
+	}
+	if !hasSysv || !hasFolder {
 		t.Fatalf("the killed run left no SysV segment, so this test proves nothing; left: %v", before)
 	}
 	for _, l := range before {
@@ -242,4 +251,9 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }

@@ -58,6 +58,9 @@ func Inventory(ctx context.Context, engine *client.Client, since time.Time) ([]s
 		add("sysv-shm", fmt.Sprintf("key=%#x id=%d", s.Key, s.ID))
 	}
 	add("dev-shm", names("/dev/shm", "")...)
+	for _, dir := range nodeagent.HostFolders {
+		add("folder-canary", names(dir, nodeagent.FolderCanaryName(""))...)
+	}
 	add("canary-root", names(nodeagent.CanaryRoot, "")...)
 	add("tmp", names(os.TempDir(), "kwc")...)
 	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")

@@ -34,6 +34,15 @@ import (
 // workspace volume.
 const CanaryRoot = "/var/lib/kwc-canary"
 
+// HostFolders are the host folders workspaces get mounted most often, each of which
+// gets a file canary: a mount of /etc or /var/log exposes it though it does not reach
+// CanaryRoot. Only folders that exist get one; none is created.
+var HostFolders = []string{"/etc", "/root", "/home", "/var/log", "/run", "/opt", "/srv",
+	"/var/lib/docker", "/var/lib/containerd", "/var/lib/kubelet"}
+
+// FolderCanaryName is the file canary's name in a host folder.
+func FolderCanaryName(runID string) string { return "." + Marker(runID) }
+
 // Options tune what is planted.
 type Options struct {
 	RunID string
@@ -44,6 +53,10 @@ type Options struct {
 	// ContainerdSockets are the node's containerd sockets; the first that answers gives
 	// the containerd identity a probe must not be able to reach.
 	ContainerdSockets []string
+	// Folders are host folders to plant a file canary in (HostFolders on a host the
+	// harness owns; none where the agent runs in a container and cannot write the
+	// node's root).
+	Folders []string
 	// ProbeTimeout caps each probe's own timeout (config probes.timeout); 0 means
 	// DefaultProbeTimeout.
 	ProbeTimeout time.Duration
@@ -123,6 +136,7 @@ func Plant(o Options) (*Planted, error) {
 		f    func() error
 	}{
 		{probespec.CanaryFile, func() error { return p.plantFile(content) }},
+		{probespec.CanaryFolderFiles, func() error { return p.plantFolderFiles(o.Folders, content) }},
 		{probespec.CanaryProcess, func() error { return p.plantProcess(content) }},
 		{probespec.CanaryLoopback, func() error { return p.plantListener("tcp", "127.0.0.1:0") }},
 		{probespec.CanaryAbstract, func() error { return p.plantListener("unix", "@"+marker) }},
@@ -213,6 +227,34 @@ func (p *Planted) plantFile(content string) error {
 		return err
 	})
 	return os.WriteFile(p.spec.CanaryPath, []byte(content+"\n"), 0o600)
+}
+
+// plantFolderFiles puts a file canary in each folder that exists as a real folder,
+// never following a link and never replacing a file.
+func (p *Planted) plantFolderFiles(folders []string, content string) error {
+	var errs []error
+	for _, dir := range folders {
+		if st, err := os.Lstat(dir); err != nil || !st.IsDir() {
+			continue
+		}
+		path := filepath.Join(dir, FolderCanaryName(p.spec.RunID))
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		_, werr := f.WriteString(content + "\n")
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		p.undo = append(p.undo, func() error { return os.Remove(path) })
+		if werr != nil {
+			errs = append(errs, werr)
+			continue
+		}
+		p.spec.FolderCanaries = append(p.spec.FolderCanaries, path)
+	}
+	return errors.Join(errs...)
 }
 
 // plantProcess starts a shell whose argv and environment carry the secret. It forks

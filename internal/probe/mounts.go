@@ -3,6 +3,8 @@ package probe
 import (
 	"context"
 	"encoding/binary"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,25 +50,33 @@ func unescape(s string) string {
 func mountedHostFile(_ context.Context, s probespec.Spec, o *obs) {
 	ms, err := mounts()
 	if err != nil {
-		o.logf("reading mountinfo: %v", err)
+		o.fail("reading mountinfo: %v", err)
 		return
 	}
 	tried := 0
-	for _, m := range ms {
-		rest, ok := strings.CutPrefix(s.CanaryPath, strings.TrimSuffix(m.root, "/")+"/")
-		if !ok {
-			continue
+	for _, canary := range append([]string{s.CanaryPath}, s.FolderCanaries...) {
+		for _, m := range ms {
+			rest, ok := strings.CutPrefix(canary, strings.TrimSuffix(m.root, "/")+"/")
+			if !ok {
+				continue
+			}
+			p := filepath.Join(m.point, rest)
+			tried++
+			c, err := readSmall(p, 512)
+			switch {
+			case err == nil:
+				o.logf("read %s through the mount at %s (source dir %s, %s)", p, m.point, m.root, m.fstype)
+				o.candidate(c)
+			case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR):
+			default:
+				// Something is at the path and cannot be read: the probe cannot say
+				// the canary is out of reach.
+				o.fail("%s exists through the mount at %s but cannot be read: %v", p, m.point, err)
+				return
+			}
 		}
-		p := filepath.Join(m.point, rest)
-		tried++
-		c, err := readSmall(p, 512)
-		if err != nil {
-			continue
-		}
-		o.logf("read %s through the mount at %s (source dir %s, %s)", p, m.point, m.root, m.fstype)
-		o.candidate(c)
 	}
-	o.logf("%d mounts checked, %d could hold the canary path", len(ms), tried)
+	o.logf("%d mounts checked, %d places could hold one of %d canaries", len(ms), tried, 1+len(s.FolderCanaries))
 }
 
 // openByHandle is the "shocker" technique read-only: from any mount of a disk

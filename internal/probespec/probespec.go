@@ -14,6 +14,10 @@ type Spec struct {
 	Marker string `json:"marker"`
 	// CanaryPath is the file canary's path on the node's root filesystem.
 	CanaryPath string `json:"canaryPath"`
+	// FolderCanaries are more file canaries on the node, one in each host folder that
+	// workspaces get mounted most often (/etc, /home, /var/log, ...): a mount of any of
+	// those exposes one even where it does not reach CanaryPath.
+	FolderCanaries []string `json:"folderCanaries,omitempty"`
 	// LoopbackPort is the node-loopback challenge listener.
 	LoopbackPort int `json:"loopbackPort"`
 	// AbstractSocket is the name (without the leading @) of the abstract unix socket.
@@ -137,15 +141,16 @@ func Lookup(id string) (Probe, bool) {
 // The node agent's canaries, by name: the agent plants each, and a probe that looks
 // for one whose planting failed proves nothing by finding nothing.
 const (
-	CanaryFile     = "file"
-	CanaryProcess  = "process"
-	CanaryLoopback = "loopback listener"
-	CanaryAbstract = "abstract socket"
-	CanaryKmsg     = "kernel log line"
-	CanaryShmFile  = "/dev/shm entry"
-	CanarySysvShm  = "SysV shared memory"
-	CanaryKey      = "keyring key"
-	CanaryLoop     = "loop device"
+	CanaryFile        = "file"
+	CanaryFolderFiles = "folder files"
+	CanaryProcess     = "process"
+	CanaryLoopback    = "loopback listener"
+	CanaryAbstract    = "abstract socket"
+	CanaryKmsg        = "kernel log line"
+	CanaryShmFile     = "/dev/shm entry"
+	CanarySysvShm     = "SysV shared memory"
+	CanaryKey         = "keyring key"
+	CanaryLoop        = "loop device"
 )
 
 // CanaryMissingFact is the node fact the agent sets, to why, for a canary it could not

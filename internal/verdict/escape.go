@@ -333,7 +333,7 @@ func JudgeAll(res probespec.Result, node map[string]string, sec Secret) []ProbeV
 var probeCanaries = map[string][]string{
 	"P02-block-device-canary":  {probespec.CanaryLoop},
 	"P03-kernel-log":           {probespec.CanaryKmsg},
-	"P04-mounted-host-file":    {probespec.CanaryFile},
+	"P04-mounted-host-file":    {probespec.CanaryFile, probespec.CanaryFolderFiles},
 	"P05-host-process-cmdline": {probespec.CanaryProcess},
 	"P06-ptrace-environ":       {probespec.CanaryProcess},
 	"P07-proc-root-file":       {probespec.CanaryProcess, probespec.CanaryFile},

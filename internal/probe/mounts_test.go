@@ -1,0 +1,44 @@
+package probe
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"kwc.dev/kwc/internal/probespec"
+)
+
+// Issue 11: P04 only looked for the canary under CanaryRoot, so a mount of the host's
+// /etc or /var/log was never examined. A folder canary in a mounted host folder is
+// found through that mount.
+func TestMountedHostFolderExposesItsCanary(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("bind mounts need root (make test runs as root)")
+	}
+	hostFolder := t.TempDir() // stands in for the host's /etc
+	canary := filepath.Join(hostFolder, ".kwc-canary-abcdef")
+	if err := os.WriteFile(canary, []byte("kwc-canary-abcdef:tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inWorkspace := t.TempDir()
+	if err := unix.Mount(hostFolder, inWorkspace, "", unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(inWorkspace, unix.MNT_DETACH) })
+	o := &obs{Observation: probespec.Observation{ID: "P04-mounted-host-file", Status: probespec.Observed}}
+	mountedHostFile(context.Background(), probespec.Spec{CanaryPath: "/nonexistent/kwc/canary", FolderCanaries: []string{canary}}, o)
+	if o.Status != probespec.Observed {
+		t.Fatalf("status %s: %s", o.Status, o.Reason)
+	}
+	through := false
+	for _, e := range o.Evidence {
+		through = through || strings.Contains(e, "through the mount at "+inWorkspace)
+	}
+	if !through || len(o.Candidates) == 0 || !strings.Contains(o.Candidates[0], "tok") {
+		t.Fatalf("the folder canary was not read through the bind mount: candidates %q evidence %q", o.Candidates, o.Evidence)
+	}
+}

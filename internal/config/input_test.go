@@ -101,8 +101,9 @@ func TestProbeTimeoutIsRead(t *testing.T) {
 	}
 }
 
-// FuzzLoad: no input panics or hangs, and an accepted config means what it says: it
-// encodes and decodes to the same config (nothing dropped or changed on the way).
+// FuzzLoad: no input panics or hangs, and an accepted config means what it says: the
+// resolved config (what the report records as run.config) encodes and decodes on its
+// own, without the defaults merged again, to the same config and still validates.
 func FuzzLoad(f *testing.F) {
 	f.Add(DefaultYAML())
 	f.Add([]byte(head + "lanes: null\n"))
@@ -127,9 +128,13 @@ func FuzzLoad(f *testing.F) {
 		if err != nil {
 			t.Fatalf("an accepted config does not encode: %v", err)
 		}
-		again, err := Load(write(t, string(enc)), Overrides{})
+		again, err := Decode(enc, "re-encoded")
 		if err != nil {
-			t.Fatalf("an accepted config, encoded, is rejected: %v\n%s", err, enc)
+			t.Fatalf("an accepted config, encoded, does not decode: %v\n%s", err, enc)
+		}
+		again.Default()
+		if err := again.Validate(); err != nil {
+			t.Fatalf("an accepted config, encoded, no longer validates: %v\n%s", err, enc)
 		}
 		enc2, _ := yaml.Marshal(again)
 		if !bytes.Equal(enc, enc2) {
@@ -187,5 +192,25 @@ func TestSandboxLanesWhereTheEngineHasRunsc(t *testing.T) {
 	_, err = Load(write(t, head+"lanes:\n  - {name: x, role: control, control: C1, runtime: runsc, isolation: sandbox, privileged: true}\n"), Overrides{})
 	if err == nil || !strings.Contains(err.Error(), "isolation sandbox on a control lane") {
 		t.Fatalf("a sandbox control lane: %v", err)
+	}
+}
+
+// Found by FuzzLoad: "intervals: null" (in any letter case) dropped every default
+// interval and was accepted, so the run would have panicked half way; and a file
+// without kwc's apiVersion and kind was merged into the defaults.
+func TestNullIntervalsAndForeignFilesAreRejected(t *testing.T) {
+	for body, want := range map[string]string{
+		head + "intervals: null\n": "intervals: no value for",
+		head + "intervAls: {}\n":   "",
+		"intervAls:\n":             "want apiVersion kwc.dev/v1alpha1",
+		"lanes: []\n":              "want apiVersion kwc.dev/v1alpha1",
+	} {
+		_, err := Load(write(t, body), Overrides{})
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%q: %v (an empty map changes nothing)", body, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%q: %v, want %q", body, err, want)
+		}
 	}
 }

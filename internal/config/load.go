@@ -91,6 +91,11 @@ func decodeInto(c *Config, b []byte, source string) error {
 	if _, ok := top["lanes"]; ok {
 		c.Lanes = nil
 	}
+	// Each file says what it is: a file without kwc's apiVersion and kind (another
+	// tool's config, say) must not be merged into the defaults as if it were one.
+	if top["apiVersion"] != APIVersion || top["kind"] != Kind {
+		return fmt.Errorf("decoding %s: apiVersion %v, kind %v: want apiVersion %s and kind %s at the top of the file", source, top["apiVersion"], top["kind"], APIVersion, Kind)
+	}
 	if err := yaml.UnmarshalStrict(b, c); err != nil {
 		return fmt.Errorf("decoding %s: %w (see `kwc config defaults` for every field)", source, err)
 	}

@@ -99,6 +99,17 @@ func (c *Config) Validate() error {
 	if c.Probes.Timeout.Duration <= 0 {
 		add("probes.timeout: must be positive, e.g. 20s")
 	}
+	// Every interval the code reads must resolve: "intervals: null" would otherwise
+	// drop the defaults and leave the run to fail half way.
+	for _, spec := range slices.Sorted(maps.Keys(IntervalKeys)) {
+		for _, key := range IntervalKeys[spec] {
+			_, own := c.Intervals[spec+"/"+key]
+			_, def := c.Intervals["default/"+key]
+			if !own && !def {
+				add("intervals: no value for %s/%s (an explicit null or empty intervals map removes the defaults; set only the keys you change)", spec, key)
+			}
+		}
+	}
 	for _, k := range slices.Sorted(maps.Keys(c.Intervals)) {
 		if err := checkIntervalKey(k); err != nil {
 			add("intervals[%q]: %w", k, err)

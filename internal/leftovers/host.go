@@ -275,10 +275,25 @@ func removeCanaryFiles(r Runs) ([]Removed, error) {
 // removeFolderCanaries removes <folder>/.kwc-canary-<id> from the host folders the
 // agent plants in, when the file holds the run's marker.
 func removeFolderCanaries(r Runs) ([]Removed, error) {
+	var patterns []string
+	for _, dir := range nodeagent.HostFolders {
+		patterns = append(patterns, filepath.Join(dir, nodeagent.FolderCanaryName(r.Glob())))
+	}
+	return removeMarkedFiles(r, patterns...)
+}
+
+// removeShmFiles removes /dev/shm/kwc-canary-<id> when it holds the run's marker.
+func removeShmFiles(r Runs) ([]Removed, error) {
+	return removeMarkedFiles(r, "/dev/shm/"+nodeagent.Marker(r.Glob()))
+}
+
+// removeMarkedFiles removes the regular files matching the patterns whose content
+// starts with a selected run's marker: the proof that a file is a kwc canary.
+func removeMarkedFiles(r Runs, patterns ...string) ([]Removed, error) {
 	var out []Removed
 	var errs []error
-	for _, dir := range nodeagent.HostFolders {
-		matches, _ := filepath.Glob(filepath.Join(dir, nodeagent.FolderCanaryName(r.Glob())))
+	for _, pattern := range patterns {
+		matches, _ := filepath.Glob(pattern)
 		for _, p := range matches {
 			if st, err := os.Lstat(p); err != nil || !st.Mode().IsRegular() {
 				continue
@@ -292,29 +307,6 @@ func removeFolderCanaries(r Runs) ([]Removed, error) {
 			}
 			out = append(out, Removed(p))
 		}
-	}
-	return out, errors.Join(errs...)
-}
-
-// removeShmFiles removes /dev/shm/kwc-canary-<id> when it holds the run's marker.
-func removeShmFiles(r Runs) ([]Removed, error) {
-	matches, _ := filepath.Glob("/dev/shm/" + nodeagent.Marker(r.Glob()))
-	var out []Removed
-	var errs []error
-	for _, p := range matches {
-		st, err := os.Lstat(p)
-		if err != nil || !st.Mode().IsRegular() {
-			continue
-		}
-		b, err := readHead(p, 64)
-		if err != nil || !r.Has(markedRun(b)) {
-			continue
-		}
-		if err := os.Remove(p); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, Removed(p))
 	}
 	return out, errors.Join(errs...)
 }

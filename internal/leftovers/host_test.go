@@ -156,14 +156,17 @@ func TestHostCleanupKillsMarkedProcesses(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	if _, err := Host(Runs{id: id}); err != nil {
+	removed, err := Host(Runs{id: id})
+	if err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
+		pid := cmd.Process.Pid
+		state, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		_ = cmd.Process.Kill()
-		t.Fatal("the marked process was not killed")
+		t.Fatalf("the marked process %d was not killed (its run as read: %q; removed: %v)\n%s", pid, processRun(pid), removed, state)
 	}
 }
 

@@ -193,6 +193,7 @@ func (s *Suite) setupKind(ctx context.Context, dryRun bool) error {
 	s.Recorder = report.NewRecorder(s.run, lanes)
 	s.Recorder.AddPhase("kind: cluster and node checks", upStart, time.Now())
 	s.Recorder.SetEnv(map[string]string{"kind.cluster": env.Cluster.Name, "kind.nodeImage": cluster.Nodes[0].Image, "kata.version": s.Config.Kata.Version, "kata.chart": s.Config.Kata.Chart})
+	s.Recorder.SetEnv(ShimFacts(s.Config.Kata.Shims))
 	s.Recorder.SetEnv(s.Target.Describe(ctx))
 	return nil
 }
@@ -240,7 +241,11 @@ func (s *Suite) setupCluster(ctx context.Context, dryRun bool) error {
 	}
 	sort.SliceStable(lanes, func(i, j int) bool { return lanes[i].Role == config.RoleControl && lanes[j].Role != config.RoleControl })
 	if dryRun {
-		p, err := plan.ForCluster(s.Config, kubeconfig, lanes)
+		dist, err := env.KubernetesDistribution(ctx)
+		if err != nil {
+			return err
+		}
+		p, err := plan.ForCluster(s.Config, kubeconfig, dist, lanes)
 		if err != nil {
 			return err
 		}
@@ -252,6 +257,10 @@ func (s *Suite) setupCluster(ctx context.Context, dryRun bool) error {
 	s.Lanes, s.KataVersion = lanes, kataVersion
 	s.Recorder = report.NewRecorder(s.run, lanes)
 	s.Recorder.SetEnv(map[string]string{"cluster.kubeconfig": kubeconfig, "cluster.registry": s.Config.Cluster.Registry, "kata.version": kataVersion})
+	if s.Config.Kata.Install {
+		s.Recorder.SetEnv(ShimFacts(s.Config.Kata.Shims))
+		s.Recorder.SetEnv(map[string]string{"kata.k8sDistribution": env.Distribution})
+	}
 	s.Recorder.SetEnv(s.Target.Describe(ctx))
 	return nil
 }
@@ -281,6 +290,9 @@ func (s *Suite) Logf(format string, args ...any) {
 // Finish writes the report, prints the matrix and removes what the run left, unless
 // the user asked to keep it.
 func (s *Suite) Finish(ctx context.Context) (report.Conformance, error) {
+	if s.Kind != nil || (s.Cluster != nil && s.Config.Kata.Install) {
+		s.Recorder.SetEnv(ShimsRan(s.Config.Kata.Shims, s.Recorder.Snapshot(time.Now().UTC()).Lanes))
+	}
 	c := s.Recorder.Snapshot(time.Now().UTC())
 	var errs []error
 	if s.Dir != "" {

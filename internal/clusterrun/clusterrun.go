@@ -51,6 +51,9 @@ type Env struct {
 	Target *kubetarget.Target
 	// installed is set once this run installed Kata: Down uninstalls it and verifies.
 	installed bool
+	// Distribution is the k8sDistribution kata-deploy was installed with, read from
+	// the nodes (the report's environment records it).
+	Distribution string
 }
 
 // New connects to the cluster behind the kubeconfig.
@@ -74,12 +77,27 @@ func New(o Options) (*Env, error) {
 // AgentNamespace is where the node agent runs.
 func (e *Env) AgentNamespace() string { return "kwc-" + e.o.RunID + "-agent" }
 
+// KubernetesDistribution reads the k8sDistribution kata-deploy must be given from the
+// cluster's nodes (a wrong one aborts the chart's install).
+func (e *Env) KubernetesDistribution(ctx context.Context) (string, error) {
+	var nodes corev1.NodeList
+	if err := e.Target.Client().Resources().List(ctx, &nodes); err != nil {
+		return "", fmt.Errorf("listing nodes for kata-deploy's k8sDistribution: %w", err)
+	}
+	return katadeploy.Distribution(nodes.Items)
+}
+
 // InstallKata installs kata-deploy and waits for every readiness signal, printing
 // what is still missing whenever that changes.
 func (e *Env) InstallKata(ctx context.Context, timeout time.Duration) error {
 	k := e.o.Config.Kata
-	e.o.Logf("installing kata-deploy %s (%s) for %s", k.Version, k.Chart, strings.Join(katadeploy.RuntimeClasses(k), ", "))
-	if _, err := (katadeploy.Install{Kubeconfig: e.o.Kubeconfig, Kata: k, Timeout: timeout}).Run(ctx); err != nil {
+	dist, err := e.KubernetesDistribution(ctx)
+	if err != nil {
+		return err
+	}
+	e.Distribution = dist
+	e.o.Logf("installing kata-deploy %s (%s, k8sDistribution %s) for %s", k.Version, k.Chart, dist, strings.Join(katadeploy.RuntimeClasses(k), ", "))
+	if _, err := (katadeploy.Install{Kubeconfig: e.o.Kubeconfig, Kata: k, Distribution: dist, Timeout: timeout}).Run(ctx); err != nil {
 		return err
 	}
 	e.installed = true

@@ -3,8 +3,11 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"kwc.dev/kwc/internal/katashims"
 )
 
 func write(t *testing.T, body string) string {
@@ -218,11 +221,22 @@ func TestKataLanesPerShimAndShape(t *testing.T) {
 			t.Error("fc needs a devmapper pool the kind node lacks: it must be opt-in")
 		}
 	}
+	if !slices.Equal(c.Kata.Shims, katashims.PlainKVM()) || c.Kata.Shims[0] != katashims.DefaultShim {
+		t.Errorf("the default shims %v are not the plain-KVM rows of the shim table %v", c.Kata.Shims, katashims.PlainKVM())
+	}
+	if !strings.Contains(strings.Join(strings.Fields(strings.ReplaceAll(string(DefaultYAML()), "#", "")), " "), strings.Join(katashims.PlainKVM(), ", ")) {
+		t.Error("default.yaml's comment on shims does not list the shim table's plain-KVM shims")
+	}
+	if c.Kata.Version != KataFloor {
+		t.Errorf("default Kata %s, floor %s: the default pins the newest release kwc knows", c.Kata.Version, KataFloor)
+	}
 }
 
 func TestKataValidation(t *testing.T) {
 	for body, want := range map[string]string{
-		"kata: {version: 3.28.0}":      "use 3.31.0 or later",
+		"kata: {version: 3.28.0}":      "use 4.3.0 or later",
+		"kata: {version: 4.2.0}":       "affected ranges are not published",
+		"kata: {shims: [qemu-snp]}":    "", // a known shim that needs hardware is the user's call
 		"kata: {version: latest}":      "pin an exact release",
 		"kata: {shims: [acrn]}":        "removed ACRN support in 3.10.0",
 		"kata: {shims: [nosuch]}":      "test other RuntimeClasses as lanes on the cluster target",
@@ -230,7 +244,14 @@ func TestKataValidation(t *testing.T) {
 		"kata: {imageStore: virtiofs}": "memory or disk",
 	} {
 		p := write(t, "apiVersion: kwc.dev/v1alpha1\nkind: Config\n"+body+"\n")
-		if _, err := Load(p, Overrides{}); err == nil || !strings.Contains(err.Error(), want) {
+		_, err := Load(p, Overrides{})
+		if want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", body, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: want %q, got %v", body, want, err)
 		}
 	}

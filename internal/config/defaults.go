@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"kwc.dev/kwc/internal/katashims"
+)
 
 // Default fills what a lane or section leaves empty. It is idempotent.
 func (c *Config) Default() {
@@ -29,6 +33,11 @@ func (c *Config) Default() {
 	}
 	if c.Kata.ImageStore == "" {
 		c.Kata.ImageStore = "memory"
+	}
+	if len(c.Kata.Shims) == 0 {
+		// The default lanes are every shim a plain KVM host can run; the rest need
+		// hardware or node set-up kwc cannot provide (katashims says which and why).
+		c.Kata.Shims = katashims.PlainKVM()
 	}
 	if len(c.Kata.Shapes) == 0 {
 		c.Kata.Shapes = []Shape{ShapeGitLab, ShapePrivileged}

@@ -176,8 +176,9 @@ type Kata struct {
 	// Chart is the kata-deploy Helm chart's OCI location; Version pins it.
 	Chart   string `json:"chart,omitempty"`
 	Version string `json:"version,omitempty"`
-	// Shims become RuntimeClasses kata-<shim> and lanes. fc needs a devmapper pool the
-	// kind node lacks, so it is opt-in.
+	// Shims become RuntimeClasses kata-<shim> and lanes. Empty means every shim a
+	// plain KVM host can run (katashims.PlainKVM); fc needs a devmapper pool and the
+	// confidential and GPU shims need hardware, so they are opt-in.
 	Shims []string `json:"shims,omitempty"`
 	// Shapes are the workspace shapes each shim is tested in.
 	Shapes []Shape `json:"shapes,omitempty"`

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"kwc.dev/kwc/internal/katashims"
 	"kwc.dev/kwc/internal/kataversion"
 )
 
@@ -221,17 +222,23 @@ func LocalImageRef(ref string) error {
 	return nil
 }
 
-// KnownShims are the shims kata-deploy ships RuntimeClasses for (x86_64).
-var KnownShims = []string{"clh", "clh-runtime-rs", "dragonball", "fc", "qemu", "qemu-runtime-rs"}
+// KataFloor is the oldest Kata release kwc installs: the newest fix of an advisory
+// that affects every earlier release (an advisory whose affected range is not
+// published counts as affecting every earlier release). A unit test derives it from
+// fixtures/kata-advisories.yaml, so the table and this line cannot drift apart.
+const KataFloor = "4.3.0"
+
+// kataFloorWhy names the advisories that set the floor, for the refusal.
+const kataFloorWhy = "Kata 4.3.0's notes list two security fixes whose affected ranges are not published (a permissive annotation allowlist, CVSS 7.9; dragonball virtio out-of-bounds access, CVSS 6.4), and earlier releases have further host-escape advisories (GHSA-rr59-xxvx-96qr, GHSA-2gv2-cffp-j227, GHSA-mp2j-xm59-qfgw)"
 
 var kataVersion = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
 
 func (k Kata) validate() error {
 	var errs []error
 	if !kataVersion.MatchString(k.Version) {
-		errs = append(errs, fmt.Errorf("version %q: pin an exact release such as 4.1.0", k.Version))
-	} else if kataversion.MustParse(k.Version).Less(kataversion.MustParse("3.31.0")) {
-		errs = append(errs, fmt.Errorf("version %s: use 3.31.0 or later; earlier releases have known host-escape advisories (GHSA-rr59-xxvx-96qr, GHSA-2gv2-cffp-j227)", k.Version))
+		errs = append(errs, fmt.Errorf("version %q: pin an exact release such as %s", k.Version, KataFloor))
+	} else if kataversion.MustParse(k.Version).Less(kataversion.MustParse(KataFloor)) {
+		errs = append(errs, fmt.Errorf("version %s: use %s or later; %s", k.Version, KataFloor, kataFloorWhy))
 	}
 	if !strings.HasPrefix(k.Chart, "oci://") && !strings.HasPrefix(k.Chart, "/") {
 		errs = append(errs, fmt.Errorf("chart %q: an oci:// reference or a local chart directory", k.Chart))
@@ -244,8 +251,8 @@ func (k Kata) validate() error {
 			errs = append(errs, fmt.Errorf("shims: %s: %s", s, why))
 			continue
 		}
-		if !slices.Contains(KnownShims, s) {
-			errs = append(errs, fmt.Errorf("shims: unknown shim %q; kata-deploy ships %s (test other RuntimeClasses as lanes on the cluster target)", s, strings.Join(KnownShims, ", ")))
+		if _, ok := katashims.Lookup(s); !ok {
+			errs = append(errs, fmt.Errorf("shims: unknown shim %q; kata-deploy %s ships %s (test other RuntimeClasses as lanes on the cluster target)", s, KataFloor, strings.Join(katashims.Names(), ", ")))
 		}
 	}
 	for _, s := range k.Shapes {
@@ -417,6 +424,6 @@ func checkIntervalKey(k string) error {
 // RemovedHypervisors are hypervisors Kata no longer supports, with why no Kata kwc
 // accepts can run them. The seed investigation named ACRN; the answer is plain.
 var RemovedHypervisors = map[string]string{
-	"acrn": "Kata removed ACRN support in 3.10.0 (kata-containers PR #10239, 2024), so no release at or above kwc's security floor (3.31.0) can run it; " +
+	"acrn": "Kata removed ACRN support in 3.10.0 (kata-containers PR #10239, 2024), so no release at or above kwc's security floor (" + KataFloor + ") can run it; " +
 		"a cluster whose nodes provide an ACRN RuntimeClass is still tested with TARGET=cluster and that class named in cluster.runtimeClasses",
 }

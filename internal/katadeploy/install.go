@@ -23,6 +23,8 @@ const Release = "kata-deploy"
 type Install struct {
 	Kubeconfig string
 	Kata       config.Kata
+	// Distribution is the cluster's k8sDistribution (Distribution); empty is k8s.
+	Distribution string
 	// Namespace is where the chart goes (kube-system, as its docs say).
 	Namespace string
 	// ClientOnly renders without a cluster (what --kwc.dry-run shows).
@@ -87,7 +89,7 @@ func Gone(s State, classes []string) []string {
 // local directory), installs it with kwc's values and returns the rendered manifest.
 // It does not wait for the chart's pods: Ready judges kata-deploy's own signals.
 func (in Install) Run(ctx context.Context) (string, error) {
-	values, err := Values(in.Kata)
+	values, err := Values(in.Kata, in.Distribution)
 	if err != nil {
 		return "", err
 	}

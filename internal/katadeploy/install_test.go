@@ -19,7 +19,7 @@ func standIn(t *testing.T) config.Kata {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return config.Kata{Chart: abs, Version: "4.1.0", Shims: []string{"clh", "qemu"}}
+	return config.Kata{Chart: abs, Version: "4.3.0", Shims: []string{"clh", "qemu"}}
 }
 
 func TestClientSideRenderCarriesKwcValues(t *testing.T) {

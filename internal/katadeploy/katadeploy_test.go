@@ -1,6 +1,7 @@
 package katadeploy
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -14,7 +15,7 @@ import (
 )
 
 func TestStructuredValues(t *testing.T) {
-	v, err := Values(config.Kata{Version: "4.1.0", Shims: []string{"clh", "qemu"}})
+	v, err := Values(config.Kata{Version: "4.3.0", Shims: []string{"clh", "qemu"}}, "k8s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +31,50 @@ func TestStructuredValues(t *testing.T) {
 	}
 }
 
+// kata-deploy aborts on a k8sDistribution that does not match the cluster, so kwc
+// reads it from the nodes, refuses nodes that disagree, and picks the chart's own
+// defaultShim when the run installs it.
+func TestDistributionAndDefaultShim(t *testing.T) {
+	node := func(name, kubelet string, labels map[string]string) corev1.Node {
+		n := corev1.Node{}
+		n.Name, n.Labels, n.Status.NodeInfo.KubeletVersion = name, labels, kubelet
+		return n
+	}
+	for want, nodes := range map[string][]corev1.Node{
+		"k8s":      {node("kind-control-plane", "v1.37.0", nil)},
+		"k3s":      {node("a", "v1.33.1+k3s1", nil), node("b", "v1.33.1+k3s1", nil)},
+		"rke2":     {node("a", "v1.33.1+rke2r1", nil)},
+		"k0s":      {node("a", "v1.33.1+k0s", nil)},
+		"microk8s": {node("a", "v1.33.1", map[string]string{"microk8s.io/cluster": "true"})},
+	} {
+		if got, err := Distribution(nodes); err != nil || got != want {
+			t.Errorf("%s: got %q, %v", want, got, err)
+		}
+	}
+	if _, err := Distribution([]corev1.Node{node("a", "v1.33.1+k3s1", nil), node("b", "v1.33.1", nil)}); err == nil || !strings.Contains(err.Error(), "different") {
+		t.Errorf("mixed nodes: %v", err)
+	}
+	if _, err := Distribution(nil); err == nil {
+		t.Error("no nodes must be an error, not k8s")
+	}
+	v, err := Values(config.Kata{Version: "4.3.0", Shims: []string{"clh", "qemu-runtime-rs"}}, "k3s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v["k8sDistribution"] != "k3s" || v["defaultShim"].(map[string]any)["amd64"] != "qemu-runtime-rs" {
+		t.Fatalf("%v", v)
+	}
+	v, _ = Values(config.Kata{Version: "4.3.0", Shims: []string{"clh"}}, "")
+	if v["defaultShim"].(map[string]any)["amd64"] != "clh" || v["k8sDistribution"] != "k8s" {
+		t.Fatalf("without qemu-runtime-rs the default is the first shim the run enables: %v", v)
+	}
+	if _, err := Values(config.Kata{Version: "4.3.0", Shims: []string{"clh"}}, "openshift"); err == nil {
+		t.Error("an unknown distribution must be refused before the chart aborts")
+	}
+}
+
 func TestFlatValuesBefore323(t *testing.T) {
-	v, err := Values(config.Kata{Version: "3.20.0", Shims: []string{"clh", "qemu"}, Debug: true})
+	v, err := Values(config.Kata{Version: "3.20.0", Shims: []string{"clh", "qemu"}, Debug: true}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,4 +133,41 @@ func TestReady(t *testing.T) {
 	if ok, _ := Ready(s, []string{"kata-clh"}, "4.0.0"); !ok {
 		t.Error("before 4.1 there is no instance label to wait for")
 	}
+}
+
+// Every value kwc sets is one the chart declares (the stand-in copies kata-deploy
+// 4.3.0's names): Helm ignores an unknown key silently, so a renamed value would
+// otherwise install defaults kwc never meant.
+func TestValuesUseTheChartsNames(t *testing.T) {
+	b, err := os.ReadFile("testdata/kata-deploy-shape/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chart map[string]any
+	if err := yaml.Unmarshal(b, &chart); err != nil {
+		t.Fatal(err)
+	}
+	v, err := Values(config.Kata{Version: "4.3.0", Shims: []string{"qemu-runtime-rs"}}, "k8s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(prefix string, ours, theirs map[string]any)
+	walk = func(prefix string, ours, theirs map[string]any) {
+		for k, val := range ours {
+			tv, ok := theirs[k]
+			if !ok {
+				if prefix == "shims." {
+					continue // shim names come from the shim table, checked there
+				}
+				t.Errorf("kwc sets %s%s, which the chart does not declare", prefix, k)
+				continue
+			}
+			if om, ok := val.(map[string]any); ok {
+				if tm, ok := tv.(map[string]any); ok {
+					walk(prefix+k+".", om, tm)
+				}
+			}
+		}
+	}
+	walk("", v, chart)
 }

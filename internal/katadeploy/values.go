@@ -6,9 +6,11 @@ package katadeploy
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
+	"kwc.dev/kwc/internal/katashims"
 	"kwc.dev/kwc/internal/kataversion"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,10 +25,57 @@ import (
 // earlier charts take a flat env block.
 var structuredSince = kataversion.MustParse("3.23.0")
 
+// Distributions are the k8sDistribution values kata-deploy knows. Since 4.x a value
+// that does not match the cluster aborts the install, so kwc reads it from the nodes.
+var Distributions = []string{"k8s", "k3s", "rke2", "k0s", "microk8s"}
+
+// Distribution reads the cluster's distribution from its nodes: the kubelet's version
+// suffix (v1.33.1+k3s1, +rke2r1, +k0s) or microk8s's node label; anything else is
+// plain k8s (kind, kubeadm). Nodes that disagree are an error: one chart install
+// cannot suit both.
+func Distribution(nodes []corev1.Node) (string, error) {
+	if len(nodes) == 0 {
+		return "", fmt.Errorf("no nodes to read the Kubernetes distribution from")
+	}
+	seen := map[string][]string{}
+	for _, n := range nodes {
+		d := "k8s"
+		kv := n.Status.NodeInfo.KubeletVersion
+		switch {
+		case strings.Contains(kv, "+k3s"):
+			d = "k3s"
+		case strings.Contains(kv, "+rke2"):
+			d = "rke2"
+		case strings.Contains(kv, "+k0s"):
+			d = "k0s"
+		case n.Labels["microk8s.io/cluster"] != "":
+			d = "microk8s"
+		}
+		seen[d] = append(seen[d], n.Name)
+	}
+	if len(seen) > 1 {
+		return "", fmt.Errorf("the nodes run different Kubernetes distributions (%v); kata-deploy takes one k8sDistribution per install", seen)
+	}
+	for d := range seen {
+		return d, nil
+	}
+	return "", nil
+}
+
+// defaultShim is the chart's default when the run installs it, else the first shim:
+// the chart refuses a defaultShim it does not enable.
+func defaultShim(shims []string) string {
+	if slices.Contains(shims, katashims.DefaultShim) {
+		return katashims.DefaultShim
+	}
+	return shims[0]
+}
+
 // Values are the chart values kwc installs with: only the configured shims, each a
 // RuntimeClass with its overhead, no snapshotter set-up (nydus installs a host systemd
-// unit that nothing here uses), debug classes only on request.
-func Values(k config.Kata) (map[string]any, error) {
+// unit that nothing here uses), debug classes only on request. dist is the cluster's
+// k8sDistribution (Distribution); empty means k8s.
+func Values(k config.Kata, dist string) (map[string]any, error) {
 	v, err := kataversion.Parse(k.Version)
 	if err != nil {
 		return nil, err
@@ -34,12 +83,18 @@ func Values(k config.Kata) (map[string]any, error) {
 	if len(k.Shims) == 0 {
 		return nil, fmt.Errorf("no shims to install")
 	}
+	if dist == "" {
+		dist = "k8s"
+	}
+	if !slices.Contains(Distributions, dist) {
+		return nil, fmt.Errorf("k8sDistribution %q: kata-deploy knows %s", dist, strings.Join(Distributions, ", "))
+	}
 	if !v.AtLeast(structuredSince) {
 		return map[string]any{
-			"k8sDistribution": "k8s",
+			"k8sDistribution": dist,
 			"env": map[string]any{
 				"shims":                     strings.Join(k.Shims, " "),
-				"defaultShim":               k.Shims[0],
+				"defaultShim":               defaultShim(k.Shims),
 				"createRuntimeClasses":      "true",
 				"createDefaultRuntimeClass": "false",
 				"debug":                     strconv.FormatBool(k.Debug),
@@ -52,9 +107,9 @@ func Values(k config.Kata) (map[string]any, error) {
 		shims[s] = map[string]any{"enabled": true}
 	}
 	return map[string]any{
-		"k8sDistribution": "k8s",
+		"k8sDistribution": dist,
 		"shims":           shims,
-		"defaultShim":     map[string]any{"amd64": k.Shims[0]},
+		"defaultShim":     map[string]any{"amd64": defaultShim(k.Shims)},
 		"runtimeClasses":  map[string]any{"enabled": true, "createDefault": false, "overheadEnabled": true},
 		"snapshotter":     map[string]any{"setup": []any{}},
 		"debug":           k.Debug,
@@ -73,7 +128,7 @@ func RuntimeClasses(k config.Kata) []string {
 	return out
 }
 
-// InstanceLabel is the per-instance node label kata-deploy 4.1 adds besides
+// InstanceLabel is the per-instance node label kata-deploy 4.1 and later add besides
 // katacontainers.io/kata-runtime=true; earlier releases have none.
 func InstanceLabel(version string) string {
 	v, err := kataversion.Parse(version)
@@ -94,7 +149,7 @@ func Overhead(shim string) (memory, cpu string) {
 	}
 }
 
-// VersionAnnotation is where kata-deploy (4.1.0) records the Kata version on each
+// VersionAnnotation is where kata-deploy (4.1.0 and later) records the Kata version on each
 // RuntimeClass it creates: the version the configuration checks compare against the
 // advisories.
 const VersionAnnotation = "katacontainers.io/kata-version"

@@ -16,6 +16,7 @@ import (
 
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/katadeploy"
+	"kwc.dev/kwc/internal/katashims"
 	"kwc.dev/kwc/internal/preflight"
 )
 
@@ -37,6 +38,10 @@ type Plan struct {
 	Kubeconfig, Registry string
 	// InstallKata is false on a cluster where Kata is already installed (or absent).
 	InstallKata bool
+	// Distribution is the k8sDistribution the chart is given; LeftOut are the chart's
+	// shims this run does not test, each with why.
+	Distribution string
+	LeftOut      []katashims.Shim
 }
 
 // Print writes the plan for people.
@@ -57,8 +62,9 @@ func (p Plan) Print(w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "kata-deploy %s from %s, values:\n%s", p.Version, p.Chart, indent(string(vals)))
+		fmt.Fprintf(w, "kata-deploy %s from %s (k8sDistribution %s), values:\n%s", p.Version, p.Chart, p.Distribution, indent(string(vals)))
 		fmt.Fprintf(w, "  waits for RuntimeClasses and kubelet handlers: %s\n\n", strings.Join(p.Classes, ", "))
+		p.printLeftOut(w)
 	} else {
 		fmt.Fprintf(w, "Kata: not installed by this run (kata.install is false); lanes come from the RuntimeClasses present\n\n")
 	}
@@ -94,13 +100,33 @@ func (p Plan) Print(w io.Writer) error {
 	return nil
 }
 
+// printLeftOut says, for every shim of the chart that gets no lane, why not: the
+// plan answers "why is there no fc lane" before anyone asks.
+func (p Plan) printLeftOut(w io.Writer) {
+	if len(p.LeftOut) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "shims without a lane in this run:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, s := range p.LeftOut {
+		why := s.Why
+		if s.PlainKVM {
+			why = "runs on a plain KVM host; not in kata.shims"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", s.Name, why)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+}
+
 func indent(s string) string {
 	return logtail.Indent(strings.TrimRight(s, "\n"), "  ") + "\n"
 }
 
-// ForKind makes the kind target's plan from the config.
+// ForKind makes the kind target's plan from the config. kind's nodes are plain
+// kubeadm, so the chart's k8sDistribution is k8s.
 func ForKind(cfg *config.Config, cluster *v1alpha4.Cluster, checks []preflight.Check) (Plan, error) {
-	vals, err := katadeploy.Values(cfg.Kata)
+	vals, err := katadeploy.Values(cfg.Kata, "k8s")
 	if err != nil {
 		return Plan{}, err
 	}
@@ -119,20 +145,22 @@ func ForKind(cfg *config.Config, cluster *v1alpha4.Cluster, checks []preflight.C
 			"kwc-probe (static) copied into each workspace; the node agent DaemonSet image made in Go from it",
 		},
 		Preflight: checks, InstallKata: true,
+		Distribution: "k8s", LeftOut: katashims.LeftOut(cfg.Kata.Shims),
 	}, nil
 }
 
 // ForCluster makes the cluster target's plan: lanes are already resolved from the
-// RuntimeClasses the cluster has (or will have, after the install).
-func ForCluster(cfg *config.Config, kubeconfig string, lanes []config.Lane) (Plan, error) {
-	vals, err := katadeploy.Values(cfg.Kata)
+// RuntimeClasses the cluster has (or will have, after the install); dist is the
+// k8sDistribution read from its nodes.
+func ForCluster(cfg *config.Config, kubeconfig, dist string, lanes []config.Lane) (Plan, error) {
+	vals, err := katadeploy.Values(cfg.Kata, dist)
 	if err != nil {
 		return Plan{}, err
 	}
 	return Plan{
 		Target: cfg.Target, Kubeconfig: kubeconfig, Registry: cfg.Cluster.Registry, InstallKata: cfg.Kata.Install,
 		Chart: cfg.Kata.Chart, Version: cfg.Kata.Version, Values: vals, Classes: katadeploy.RuntimeClasses(cfg.Kata),
-		Lanes: lanes,
+		Lanes: lanes, Distribution: dist, LeftOut: katashims.LeftOut(cfg.Kata.Shims),
 		Images: []string{
 			cfg.Cluster.Registry + "/kwc/workspace:<run id> (dockerfiles/workspace on " + cfg.Images.WorkspaceBase + ")",
 			cfg.Cluster.Registry + "/kwc/node-agent:<run id> (made in Go: busybox-static and kwc-agent)",

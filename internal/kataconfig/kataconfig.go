@@ -24,13 +24,28 @@ import (
 
 // Advisory is one entry of fixtures/kata-advisories.yaml.
 type Advisory struct {
-	ID         string   `json:"id"`
-	CVE        string   `json:"cve"`
-	Fixed      string   `json:"fixed"`
-	Confirmed  bool     `json:"confirmed"`
-	Summary    string   `json:"summary"`
-	Techniques []string `json:"techniques"`
+	ID    string `json:"id"`
+	CVE   string `json:"cve,omitempty"`
+	Fixed string `json:"fixed"`
+	// Affected is the published affected range, or AffectedUnpublished.
+	Affected   string `json:"affected"`
+	Confirmed  bool   `json:"confirmed"`
+	Summary    string `json:"summary"`
+	Source     string `json:"source"`
+	Mitigation string `json:"mitigation"`
+	// Shims limits the advisory to these shims; empty is every shim.
+	Shims       []string `json:"shims,omitempty"`
+	Annotations []string `json:"annotations,omitempty"`
+	Checks      []string `json:"checks"`
+	Techniques  []string `json:"techniques"`
 }
+
+// Advisory fields with fixed vocabularies.
+const (
+	AffectedUnpublished     = "unpublished"
+	MitigationUpgrade       = "upgrade"
+	MitigationConfiguration = "configuration"
+)
 
 // DecodeAdvisories reads the advisories table strictly.
 func DecodeAdvisories(b []byte) ([]Advisory, error) {
@@ -41,17 +56,61 @@ func DecodeAdvisories(b []byte) ([]Advisory, error) {
 		return nil, fmt.Errorf("decoding the advisories table: %w", err)
 	}
 	for _, a := range doc.Advisories {
-		if a.ID == "" || (a.Confirmed && a.Fixed == "") {
-			return nil, fmt.Errorf("advisory %q: a confirmed advisory needs id and fixed", a.ID)
-		}
-		if a.Fixed != "" {
-			if _, err := kataversion.Parse(a.Fixed); err != nil {
-				return nil, fmt.Errorf("advisory %s: %w", a.ID, err)
-			}
+		if err := a.validate(); err != nil {
+			return nil, fmt.Errorf("advisory %q: %w", a.ID, err)
 		}
 	}
 	return doc.Advisories, nil
 }
+
+func (a Advisory) validate() error {
+	switch {
+	case a.ID == "":
+		return errors.New("no id")
+	case a.Fixed == "":
+		return errors.New("no fixed release")
+	case a.Affected == "":
+		return fmt.Errorf("no affected range; write %q when the source names only the fix", AffectedUnpublished)
+	case a.Source == "":
+		return errors.New("no source")
+	case a.Mitigation != MitigationUpgrade && a.Mitigation != MitigationConfiguration:
+		return fmt.Errorf("mitigation %q: %s or %s", a.Mitigation, MitigationUpgrade, MitigationConfiguration)
+	case !slices.Contains(a.Checks, versionCheckID):
+		return fmt.Errorf("checks must include %s, which compares every advisory with the installed release", versionCheckID)
+	}
+	if _, err := kataversion.Parse(a.Fixed); err != nil {
+		return err
+	}
+	return nil
+}
+
+// AffectsAllEarlier says whether every release before the fix is affected: the range
+// is unpublished (counted as all, since a false pass is worse than a strict floor) or
+// is exactly "< fixed".
+func (a Advisory) AffectsAllEarlier() bool {
+	return a.Affected == AffectedUnpublished || strings.ReplaceAll(a.Affected, " ", "") == "<"+a.Fixed
+}
+
+// Floor is the oldest release kwc should install: the newest fix among confirmed
+// advisories that affect every earlier release.
+func Floor(advisories []Advisory) kataversion.Version {
+	var floor kataversion.Version
+	for _, a := range advisories {
+		if !a.Confirmed || !a.AffectsAllEarlier() {
+			continue
+		}
+		if v := kataversion.MustParse(a.Fixed); floor.Less(v) {
+			floor = v
+		}
+	}
+	return floor
+}
+
+// CheckIDs are the ids of the configuration checks Check and the live annotation
+// check produce, for the table's checks column.
+var CheckIDs = []string{versionCheckID, "K02-privileged-without-host-devices", "K03-hypervisor-annotations", "K04-virtiofsd-sandboxed", "K05-debug-console", "K06-kernel-params-annotation"}
+
+const versionCheckID = "K01-kata-advisories"
 
 // Node is what the node agent recorded.
 type Node struct {
@@ -85,7 +144,7 @@ func Check(n Node, advisories []Advisory) []verdict.Finding {
 	runtimes, rerr := containerdKataRuntimes(n.Containerd)
 	configs, cerr := parseKata(n.KataConfigs)
 	if n.KataVersion == "" && rerr == nil && len(runtimes) == 0 && len(n.KataConfigs) == 0 {
-		out := []verdict.Finding{checkVersion("-", nil), checkHostDevices(nil, nil), checkAnnotations(nil, nil), checkVirtiofsd(nil, nil, nil), checkDebugConsole(nil, nil)}
+		out := []verdict.Finding{checkVersion("-", nil, nil, nil), checkHostDevices(nil, nil), checkAnnotations(nil, nil), checkVirtiofsd(nil, nil, nil), checkDebugConsole(nil, nil)}
 		for i := range out {
 			out[i].Result, out[i].Reason, out[i].Evidence = verdict.NotApplicable, "no Kata on this node: no version, no Kata runtime in containerd's configuration, no Kata configuration file", nil
 		}
@@ -96,7 +155,7 @@ func Check(n Node, advisories []Advisory) []verdict.Finding {
 		return out
 	}
 	return []verdict.Finding{
-		checkVersion(n.KataVersion, advisories),
+		checkVersion(n.KataVersion, advisories, runtimes, rerr),
 		checkHostDevices(runtimes, rerr),
 		checkAnnotations(configs, cerr),
 		checkVirtiofsd(configs, cerr, n.Processes),
@@ -104,8 +163,25 @@ func Check(n Node, advisories []Advisory) []verdict.Finding {
 	}
 }
 
-func checkVersion(installed string, advisories []Advisory) verdict.Finding {
-	f := verdict.Finding{ID: "K01-kata-advisories", Title: "the installed Kata is not older than any advisory's fix"}
+// appliesTo says whether a shim-limited advisory concerns this node: it does when a
+// Kata runtime for one of its shims is configured, or when the runtimes are unknown
+// (a configuration that did not parse proves nothing is absent).
+func appliesTo(a Advisory, runtimes []runtimeEntry, rerr error) bool {
+	if len(a.Shims) == 0 || rerr != nil {
+		return true
+	}
+	for _, r := range runtimes {
+		for _, s := range a.Shims {
+			if r.name == "kata-"+s || r.name == "kata-"+s+"-debug" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func checkVersion(installed string, advisories []Advisory, runtimes []runtimeEntry, rerr error) verdict.Finding {
+	f := verdict.Finding{ID: versionCheckID, Title: "the installed Kata is not older than any advisory's fix"}
 	if installed == "" {
 		f.Result, f.Reason = verdict.Error, "no Kata version recorded on the node"
 		return f
@@ -123,6 +199,10 @@ func checkVersion(installed string, advisories []Advisory) verdict.Finding {
 			continue
 		}
 		fixed, _ := kataversion.Parse(a.Fixed)
+		if have.Less(fixed) && !appliesTo(a, runtimes, rerr) {
+			f.Evidence = append(f.Evidence, fmt.Sprintf("%s: Kata %s < %s, but it concerns %s and no such runtime is configured", a.ID, installed, a.Fixed, strings.Join(a.Shims, ", ")))
+			continue
+		}
 		if have.Less(fixed) {
 			open = append(open, fmt.Sprintf("%s (fixed in %s)", a.ID, a.Fixed))
 			f.Evidence = append(f.Evidence, fmt.Sprintf("%s: Kata %s < %s: %s", a.ID, installed, a.Fixed, a.Summary))

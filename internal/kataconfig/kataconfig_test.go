@@ -1,11 +1,16 @@
 package kataconfig
 
 import (
+	"errors"
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 
 	"kwc.dev/kwc/fixtures"
+	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/katashims"
+	"kwc.dev/kwc/internal/kataversion"
 	"kwc.dev/kwc/internal/verdict"
 )
 
@@ -75,12 +80,12 @@ func TestMisconfiguredNodeReachesEveryPath(t *testing.T) {
 func TestVersionOrdering(t *testing.T) {
 	adv := []Advisory{{ID: "A", Fixed: "3.31.0", Confirmed: true}}
 	for v, want := range map[string]verdict.Result{"3.30.9": verdict.Reached, "3.31.0": verdict.Blocked, "4.0.0": verdict.Blocked, "3.4.0": verdict.Reached, "v3.31.1-rc1": verdict.Blocked, "": verdict.Error, "3.31": verdict.Error} {
-		if got := checkVersion(v, adv).Result; got != want {
+		if got := checkVersion(v, adv, nil, nil).Result; got != want {
 			t.Errorf("Kata %q: %s, want %s", v, got, want)
 		}
 	}
 	unconfirmed := []Advisory{{ID: "B", Fixed: "9.0.0", Confirmed: false}}
-	if got := checkVersion("3.0.0", unconfirmed).Result; got != verdict.Blocked {
+	if got := checkVersion("3.0.0", unconfirmed, nil, nil).Result; got != verdict.Blocked {
 		t.Errorf("an unconfirmed advisory must not fail the node: %s", got)
 	}
 }
@@ -147,5 +152,97 @@ func TestK03ReadsEntriesAsRegularExpressions(t *testing.T) {
 		if f.Result != want {
 			t.Errorf("enable_annotations = %s: %s (%s), want %s", entries, f.Result, f.Reason, want)
 		}
+	}
+}
+
+// A shim-limited advisory (dragonball's virtio fix) fails a node only where that
+// shim is configured, and fails it whenever the runtimes could not be read.
+func TestShimLimitedAdvisory(t *testing.T) {
+	adv := []Advisory{{ID: "D", Fixed: "4.3.0", Confirmed: true, Shims: []string{"dragonball"}}}
+	qemuOnly := []runtimeEntry{{name: "kata-qemu"}}
+	if got := checkVersion("4.2.0", adv, qemuOnly, nil).Result; got != verdict.Blocked {
+		t.Errorf("no dragonball runtime: %s, want blocked", got)
+	}
+	withDB := []runtimeEntry{{name: "kata-qemu"}, {name: "kata-dragonball"}}
+	if got := checkVersion("4.2.0", adv, withDB, nil).Result; got != verdict.Reached {
+		t.Errorf("dragonball configured: %s, want reached", got)
+	}
+	if got := checkVersion("4.2.0", adv, nil, errors.New("unparseable")).Result; got != verdict.Reached {
+		t.Errorf("runtimes unknown: %s, want reached (fail closed)", got)
+	}
+}
+
+// The table is complete enough to judge with: every entry names its checks, every
+// check exists, an advisory a configuration can mitigate has a configuration check,
+// and every hypervisor annotation an advisory is driven by is one K03 judges.
+func TestAdvisoryTableIsJudgeable(t *testing.T) {
+	table := advisories(t)
+	if len(table) < 10 {
+		t.Fatalf("%d advisories; the table has lost entries", len(table))
+	}
+	for _, a := range table {
+		for _, c := range a.Checks {
+			if !slices.Contains(CheckIDs, c) {
+				t.Errorf("%s: check %s does not exist (have %v)", a.ID, c, CheckIDs)
+			}
+		}
+		if a.Mitigation == MitigationConfiguration && !slices.ContainsFunc(a.Checks, func(c string) bool { return c != versionCheckID }) {
+			t.Errorf("%s: a configuration-side mitigation needs a check that judges the configuration, not only K01", a.ID)
+		}
+		for _, ann := range a.Annotations {
+			name, ok := strings.CutPrefix(ann, "io.katacontainers.config.hypervisor.")
+			if !ok {
+				continue
+			}
+			if _, judged := DangerousAnnotations[name]; !judged {
+				t.Errorf("%s names %s, which K03 does not judge", a.ID, ann)
+			}
+		}
+		for _, s := range a.Shims {
+			if _, ok := katashims.Lookup(s); !ok {
+				t.Errorf("%s: shim %s is not in kata-deploy's table", a.ID, s)
+			}
+		}
+	}
+	for _, id := range []string{"GHSA-q49m-57vm-c8cc", "GHSA-mp2j-xm59-qfgw", "GHSA-fmg6-v47x-52wr", "KATA-4.3.0-ANNOTATION-ALLOWLIST", "KATA-4.3.0-DRAGONBALL-VIRTIO"} {
+		if !slices.ContainsFunc(table, func(a Advisory) bool { return a.ID == id }) {
+			t.Errorf("the table lacks %s", id)
+		}
+	}
+}
+
+// config.KataFloor is what the table says: the newest fix of a confirmed advisory
+// that affects every earlier release. Bumping the table without the floor fails here.
+func TestFloorFollowsTheTable(t *testing.T) {
+	if got := Floor(advisories(t)).String(); got != config.KataFloor {
+		t.Fatalf("the advisories put the floor at %s; config.KataFloor is %s", got, config.KataFloor)
+	}
+	cfg, err := config.Load("", config.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cfg.Kata.Version; kataversion.MustParse(d).Less(Floor(advisories(t))) {
+		t.Fatalf("the default Kata %s is below the floor", d)
+	}
+}
+
+func TestAdvisoryValidation(t *testing.T) {
+	ok := "advisories:\n- {id: X, fixed: 4.3.0, affected: unpublished, confirmed: true, summary: s, source: u, mitigation: upgrade, checks: [K01-kata-advisories]}\n"
+	if _, err := DecodeAdvisories([]byte(ok)); err != nil {
+		t.Fatal(err)
+	}
+	for bad, want := range map[string]string{
+		strings.Replace(ok, "affected: unpublished, ", "", 1):                           "affected",
+		strings.Replace(ok, "mitigation: upgrade", "mitigation: pray", 1):               "mitigation",
+		strings.Replace(ok, "[K01-kata-advisories]", "[K03-hypervisor-annotations]", 1): "K01",
+		strings.Replace(ok, "fixed: 4.3.0", "fixed: soon", 1):                           "soon",
+		strings.Replace(ok, "source: u, ", "", 1):                                       "source",
+	} {
+		if _, err := DecodeAdvisories([]byte(bad)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error naming %s", bad, err, want)
+		}
+	}
+	if !(Advisory{Fixed: "3.31.0", Affected: "< 3.31.0"}).AffectsAllEarlier() || (Advisory{Fixed: "2.0.0", Affected: "< 1.11.5, 2.0.0-rc"}).AffectsAllEarlier() {
+		t.Fatal("AffectsAllEarlier misreads a range")
 	}
 }

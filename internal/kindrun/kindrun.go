@@ -101,6 +101,19 @@ func (e *Env) LoadArchive(ref string, open func() (io.ReadCloser, error)) error 
 // asked to keep it.
 func (e *Env) Down(ctx context.Context, failed, keep bool) error {
 	var errs []error
+	// A failure's evidence is gathered before Kata is uninstalled: the uninstall
+	// deletes kata-deploy's pod logs and reverts containerd's configuration.
+	if failed && e.Cluster != nil {
+		triage := filepath.Join(e.o.Dir, "artifacts", "kata-triage")
+		e.o.Logf("run failed: collecting Kata triage from every node into %s", triage)
+		if err := e.Cluster.CollectKataTriage(ctx, triage); err != nil {
+			e.o.Logf("collecting Kata triage (what was read is kept): %v", err)
+		}
+		dir := filepath.Join(e.o.Dir, "artifacts", "kind-logs")
+		if err := e.Cluster.CollectLogs(dir); err != nil {
+			e.o.Logf("collecting kind logs: %v", err)
+		}
+	}
 	// Kept means kept as the run left it: workspaces, agent and Kata stay for a look.
 	if e.Env != nil && !keep {
 		if err := e.Env.Down(ctx); err != nil {
@@ -109,12 +122,6 @@ func (e *Env) Down(ctx context.Context, failed, keep bool) error {
 	}
 	if e.Cluster == nil {
 		return errors.Join(errs...)
-	}
-	if failed {
-		dir := filepath.Join(e.o.Dir, "artifacts", "kind-logs")
-		if err := e.Cluster.CollectLogs(dir); err != nil {
-			e.o.Logf("collecting kind logs: %v", err)
-		}
 	}
 	if keep || !e.created {
 		e.o.Logf("kept kind cluster %s (kubeconfig %s); reuse it with --kwc.reuse=%s", e.Cluster.Name, e.Cluster.Kubeconfig, e.Cluster.Name)

@@ -163,6 +163,16 @@ func Plant(o Options) (*Planted, error) {
 		p.facts[probespec.CanaryMissingFact(name)] = why
 	}
 	p.facts["cgroupMode"] = probe.CgroupMode()
+	// The node's disks, by their first bytes: P21 recognises one in a workspace
+	// whatever it is called there.
+	ids, blank, derr := probe.NodeDiskIDs()
+	p.facts[probespec.FactDiskIDs] = strings.Join(ids, " ")
+	if derr != nil {
+		p.facts[probespec.FactDiskIDsError] = derr.Error()
+	}
+	if len(blank) > 0 {
+		logf("node agent: disks with a blank start, not recognisable by P21: %s", strings.Join(blank, ", "))
+	}
 	if o.EngineID != "" {
 		p.facts["engineID"] = o.EngineID
 	}

@@ -42,3 +42,29 @@ func TestMountedHostFolderExposesItsCanary(t *testing.T) {
 		t.Fatalf("the folder canary was not read through the bind mount: candidates %q evidence %q", o.Candidates, o.Evidence)
 	}
 }
+
+// A disk's identity is the hash of its first bytes, read-only; a blank start
+// identifies nothing (every empty disk shares it).
+func TestDiskIDReadsOnlyTheStart(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	b := make([]byte, 3*diskIDBytes)
+	copy(b, "partition table")
+	if err := os.WriteFile(img, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := diskID(img)
+	if err != nil || a == "" {
+		t.Fatalf("%q %v", a, err)
+	}
+	b[diskIDBytes+1] = 'x' // past the identifying bytes: same identity
+	os.WriteFile(img, b, 0o600)
+	if again, _ := diskID(img); again != a {
+		t.Fatal("bytes past the first 64 KiB changed the identity")
+	}
+	blank := filepath.Join(dir, "blank.img")
+	os.WriteFile(blank, make([]byte, diskIDBytes), 0o600)
+	if id, err := diskID(blank); err != nil || id != "" {
+		t.Fatalf("a blank disk must identify nothing: %q %v", id, err)
+	}
+}

@@ -43,6 +43,7 @@ var runners = map[string]runner{
 	"P18-kernel-modules":       kernelModules,
 	"P19-open-by-handle":       openByHandle,
 	"P20-mknod-loop-canary":    mknodLoopCanary,
+	"P21-host-disk-identity":   hostDiskIdentity,
 }
 
 // obs is an observation under construction.

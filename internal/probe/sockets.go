@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	introspection "github.com/containerd/containerd/api/services/introspection/v1"
@@ -45,51 +49,144 @@ func containerdUUID(ctx context.Context, socket string) (string, error) {
 // runtimeSocket asks each Docker-API socket it finds for the daemon's identity (GET
 // /info only; it never creates anything).
 func runtimeSocket(ctx context.Context, s probespec.Spec, o *obs) {
-	socks := append(append([]string(nil), s.Sockets...), defaultSockets...)
-	// A socket bind-mounted into the workspace is a mount point of its own.
-	if ms, err := mounts(); err == nil {
-		for _, m := range ms {
-			if st, err := os.Stat(m.point); err == nil && st.Mode()&os.ModeSocket != 0 {
-				socks = append(socks, m.point)
-			}
+	// Every socket in every mount the workspace has, wherever it is mounted: a host
+	// /run or /var/run/docker mounted at /mnt/x exposes the engine at a path no list
+	// names. A socket bind-mounted on its own is a mount point and is found too.
+	ms, err := mounts()
+	if err != nil {
+		o.logf("reading mountinfo: %v", err)
+	}
+	found, walked, cut := discoverSockets(ms, time.Now().Add(socketWalkTime))
+	o.fact("socketEntriesWalked", fmt.Sprint(walked))
+	if cut != "" {
+		o.fact("socketWalkCut", cut)
+		o.logf("the socket walk was cut: %s", cut)
+	}
+	var socks []string
+	for _, p := range append(append(append([]string(nil), s.Sockets...), defaultSockets...), found...) {
+		if st, err := os.Stat(p); err == nil && st.Mode()&os.ModeSocket != 0 && !slices.Contains(socks, p) {
+			socks = append(socks, p)
 		}
 	}
-	slices.Sort(socks)
-	socks = slices.Compact(socks)
-	found := 0
-	for _, p := range socks {
-		st, err := os.Stat(p)
-		if err != nil || st.Mode()&os.ModeSocket == 0 {
-			continue
-		}
-		found++
-		c := http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", p)
-			},
-		}}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://engine/info", nil)
-		resp, err := c.Do(req)
-		if err != nil {
-			// Not a Docker API socket: perhaps containerd's (a Kubernetes node's runtime).
-			if id, cerr := containerdUUID(ctx, p); cerr == nil {
-				o.logf("containerd on %s: server %s", p, id)
-				o.candidate("containerd-uuid:" + id)
-			} else {
-				o.logf("GET /info on %s: %v; containerd introspection: %v", p, err, cerr)
-			}
-			continue
-		}
-		var info struct{ ID, Name, KernelVersion, OperatingSystem string }
-		err = json.NewDecoder(resp.Body).Decode(&info)
-		resp.Body.Close()
-		if err != nil {
-			o.logf("GET /info on %s: %s, undecodable: %v", p, resp.Status, err)
-			continue
-		}
-		o.logf("GET /info on %s: engine %s (%s, kernel %s)", p, info.ID, info.Name, info.KernelVersion)
-		o.candidate(fmt.Sprintf("engine-id:%s", info.ID))
+	if len(socks) > socketAskMax {
+		o.fact("socketAskCut", fmt.Sprintf("asked the first %d of %d sockets", socketAskMax, len(socks)))
+		o.logf("asking the first %d of %d sockets (named ones first)", socketAskMax, len(socks))
+		socks = socks[:socketAskMax]
 	}
-	o.logf("%d runtime sockets found", found)
+	// Asked side by side, each with its own short timeout: one socket that never
+	// answers (a shim's ttrpc socket, say) must not use up the probe's time.
+	answers := make([]socketAnswer, len(socks))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, p := range socks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			actx, cancel := context.WithTimeout(ctx, socketAskTimeout)
+			defer cancel()
+			answers[i] = askSocket(actx, p)
+		}()
+	}
+	wg.Wait()
+	for _, a := range answers {
+		o.logf("%s", a.log)
+		if a.candidate != "" {
+			o.candidate(a.candidate)
+		}
+	}
+	o.logf("%d sockets asked (%d found in mounts)", len(socks), len(found))
+}
+
+type socketAnswer struct{ candidate, log string }
+
+// askSocket asks one socket who it is: the Docker API's GET /info, else containerd's
+// introspection. Both only read.
+func askSocket(ctx context.Context, p string) socketAnswer {
+	c := http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", p)
+		},
+	}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://engine/info", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		// Not a Docker API socket: perhaps containerd's (a Kubernetes node's runtime).
+		id, cerr := containerdUUID(ctx, p)
+		if cerr != nil {
+			return socketAnswer{"", fmt.Sprintf("GET /info on %s: %v; containerd introspection: %v", p, err, cerr)}
+		}
+		return socketAnswer{"containerd-uuid:" + id, fmt.Sprintf("containerd on %s: server %s", p, id)}
+	}
+	defer resp.Body.Close()
+	var info struct{ ID, Name, KernelVersion, OperatingSystem string }
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return socketAnswer{"", fmt.Sprintf("GET /info on %s: %s, undecodable: %v", p, resp.Status, err)}
+	}
+	return socketAnswer{"engine-id:" + info.ID, fmt.Sprintf("GET /info on %s: engine %s (%s, kernel %s)", p, info.ID, info.Name, info.KernelVersion)}
+}
+
+// Bounds of the socket discovery: the probe reports when one cut it, so a verdict says
+// how far it looked.
+const (
+	socketWalkDepth   = 4
+	socketWalkEntries = 5000 // per mount
+	socketWalkTime    = 2 * time.Second
+	socketAskMax      = 64
+	socketAskTimeout  = 1500 * time.Millisecond
+)
+
+// pseudoFS are filesystems that hold no unix sockets of the host's runtimes.
+var pseudoFS = []string{"proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs", "securityfs", "bpf", "pstore", "configfs", "fusectl", "hugetlbfs", "binfmt_misc"}
+
+// discoverSockets walks every mount point except the workspace's own root (its image
+// holds no host sockets, and a walk of / would cross into every other mount) to a
+// bounded depth, and returns the unix sockets it finds.
+func discoverSockets(ms []mountInfo, deadline time.Time) (found []string, walked int, cut string) {
+	// Sockets mounted on their own first: cheap, and never lost to a walk's bound.
+	var dirs []mountInfo
+	for _, m := range ms {
+		if m.point == "/" || slices.Contains(pseudoFS, m.fstype) {
+			continue
+		}
+		if st, err := os.Stat(m.point); err == nil && st.Mode()&os.ModeSocket != 0 {
+			found = append(found, m.point)
+		} else if err == nil && st.IsDir() {
+			dirs = append(dirs, m)
+		}
+	}
+	// Each mount gets its own entry budget, so a host root mounted whole cannot use up
+	// the walk before a small mount next to it is looked at.
+	var cuts []string
+	for _, m := range dirs {
+		if time.Now().After(deadline) {
+			cuts = append(cuts, fmt.Sprintf("%s not walked: %s spent", m.point, socketWalkTime))
+			continue
+		}
+		n := 0
+		_ = filepath.WalkDir(m.point, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			n++
+			walked++
+			switch {
+			case n > socketWalkEntries:
+				cuts = append(cuts, fmt.Sprintf("%s: stopped after %d entries", m.point, socketWalkEntries))
+				return fs.SkipAll
+			case time.Now().After(deadline):
+				cuts = append(cuts, fmt.Sprintf("%s: stopped after %s", m.point, socketWalkTime))
+				return fs.SkipAll
+			case d.IsDir() && p != m.point && strings.Count(strings.TrimPrefix(p, m.point), "/") >= socketWalkDepth:
+				return fs.SkipDir
+			case d.Type()&fs.ModeSocket != 0:
+				found = append(found, p)
+			}
+			return nil
+		})
+	}
+	cut = strings.Join(cuts, "; ")
+	return found, walked, cut
 }

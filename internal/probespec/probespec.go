@@ -88,6 +88,19 @@ const (
 	RuleWritableSameKernel Rule = "writable-same-kernel"
 	// RuleNodeEngine: reached when a runtime socket answers with the node engine's identity.
 	RuleNodeEngine Rule = "node-engine"
+	// RuleNodeDisk: reached when a block device's first bytes hash to one of the node's
+	// disks: the workspace can read a host disk, whatever the device is called.
+	RuleNodeDisk Rule = "node-disk"
+)
+
+// Node facts about the node's disks, recorded by the node agent for RuleNodeDisk.
+const (
+	// FactDiskIDs is the node's disk hashes, "hash=name" separated by spaces.
+	FactDiskIDs = "diskIDs"
+	// FactDiskIDsError says why some of the node's disks could not be read.
+	FactDiskIDsError = "diskIDsError"
+	// DiskIDCandidatePrefix marks a probe candidate that is a block device's hash.
+	DiskIDCandidatePrefix = "disk-sha256:"
 )
 
 // Probe is a catalogue entry.
@@ -126,6 +139,7 @@ var Catalog = []Probe{
 	{ID: "P18-kernel-modules", Title: "the loaded module list is the node's and module loading is permitted", Techniques: []string{"P19", "T06"}, Control: "C1", Timeout: 3 * time.Second, Rule: RuleSameKernel, Root: true},
 	{ID: "P19-open-by-handle", Title: "open_by_handle_at reaches the canary file from a bind mount", Techniques: []string{"T07"}, Control: "C1", Timeout: 3 * time.Second, Rule: RuleSecret, Root: true},
 	{ID: "P20-mknod-loop-canary", Title: "a device node made for the canary loop device reads the canary", Techniques: []string{"P02", "T01", "T32"}, Control: "C1", Timeout: 10 * time.Second, Rule: RuleSecret, Root: true},
+	{ID: "P21-host-disk-identity", Title: "a block device's first bytes are a node disk's", Techniques: []string{"P02", "T01", "T31"}, Control: "C1", Timeout: 8 * time.Second, Rule: RuleNodeDisk, Root: true},
 }
 
 // Lookup returns a catalogue entry.

@@ -26,7 +26,7 @@ func TestCatalogIsConsistent(t *testing.T) {
 			t.Errorf("%s: needs techniques and a title for the report", p.ID)
 		}
 		switch p.Rule {
-		case RuleSecret, RuleChallenge, RuleSameKernel, RuleWritableSameKernel, RuleNodeEngine:
+		case RuleSecret, RuleChallenge, RuleSameKernel, RuleWritableSameKernel, RuleNodeEngine, RuleNodeDisk:
 		default:
 			t.Errorf("%s: unknown rule %q", p.ID, p.Rule)
 		}

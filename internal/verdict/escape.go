@@ -134,6 +134,27 @@ func JudgeProbe(o probespec.Observation, node map[string]string, sec Secret) Pro
 			}
 		}
 		v.Result, v.Reason = Blocked, fmt.Sprintf("%d engines answered, none is the node's", len(o.Candidates))
+	case probespec.RuleNodeDisk:
+		ids := map[string]string{}
+		for _, f := range strings.Fields(node[probespec.FactDiskIDs]) {
+			if h, name, ok := strings.Cut(f, "="); ok {
+				ids[h] = name
+			}
+		}
+		for _, c := range o.Candidates {
+			if h, ok := strings.CutPrefix(c, probespec.DiskIDCandidatePrefix); ok && ids[h] != "" {
+				v.Result, v.Reason = Reached, "a block device in the workspace starts with the same bytes as the node's "+ids[h]
+				return v
+			}
+		}
+		switch {
+		case len(ids) == 0 && node[probespec.FactDiskIDsError] != "":
+			v.Result, v.Reason = Error, "the node's disks could not be read ("+node[probespec.FactDiskIDsError]+"), so a host disk cannot be recognised"
+		case len(ids) == 0:
+			v.Result, v.Reason = NotApplicable, "the node has no disk whose first bytes identify it"
+		default:
+			v.Result, v.Reason = Blocked, fmt.Sprintf("%d block devices read, none starts like one of the node's %d disks", len(o.Candidates), len(ids))
+		}
 	default:
 		v.Result, v.Reason = Error, "no rule for "+string(p.Rule)
 	}

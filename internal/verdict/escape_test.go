@@ -247,3 +247,23 @@ func TestFindingsInTheEscapeCriterion(t *testing.T) {
 		}
 	}
 }
+
+// A host disk is recognised by its first bytes whatever it is called in the
+// workspace; a node whose disks could not be read makes the probe an error, never a
+// block.
+func TestNodeDiskRule(t *testing.T) {
+	withDisks := map[string]string{"bootID": "node-boot", probespec.FactDiskIDs: "aaa=vda bbb=loop3"}
+	if v := JudgeProbe(obs("P21-host-disk-identity", []string{"disk-sha256:ccc"}, nil), withDisks, sec); v.Result != Blocked {
+		t.Fatalf("a guest's own disk is not the node's: %+v", v)
+	}
+	if v := JudgeProbe(obs("P21-host-disk-identity", []string{"disk-sha256:ccc", "disk-sha256:aaa"}, nil), withDisks, sec); v.Result != Reached || !strings.Contains(v.Reason, "vda") {
+		t.Fatalf("the node's vda passed in under any name is reached, naming the disk: %+v", v)
+	}
+	unread := map[string]string{"bootID": "node-boot", probespec.FactDiskIDsError: "vda: permission denied"}
+	if v := JudgeProbe(obs("P21-host-disk-identity", []string{"disk-sha256:aaa"}, nil), unread, sec); v.Result != Error {
+		t.Fatalf("without the node's disk identities nothing can be recognised: %+v", v)
+	}
+	if v := JudgeProbe(obs("P21-host-disk-identity", nil, nil), map[string]string{"bootID": "node-boot"}, sec); v.Result != NotApplicable {
+		t.Fatalf("a node with no identifiable disk: %+v", v)
+	}
+}

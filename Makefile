@@ -88,8 +88,8 @@ test: deps vet kube-tools runsc
 	$(GO) run ./cmd/kwc gate --policy fixtures/policies/sandbox-local.yaml reports/latest; \
 	$(MAKE) --no-print-directory calibrate CALIBRATE_FLAGS=--into-latest; \
 	$(MAKE) --no-print-directory chaos CHAOS_RUNS=2; \
-	$(MAKE) --no-print-directory e2e TARGET=docker KWC_FLAGS="--kwc.config $(CURDIR)/fixtures/configs/corpus-host-folders.yaml"; \
-	$(GO) run ./cmd/kwc gate --policy fixtures/policies/corpus-host-folders.yaml reports/latest; \
+	$(MAKE) --no-print-directory e2e TARGET=docker KWC_FLAGS="--kwc.config $(CURDIR)/fixtures/configs/corpus.yaml"; \
+	$(GO) run ./cmd/kwc gate --policy fixtures/policies/corpus.yaml reports/latest; \
 	hack/e2e-local.sh; \
 	$(GO) run ./cmd/kwc report --check-browser reports/latest; \
 	$(GO) run ./cmd/kwc gate --policy fixtures/policies/runc-local.yaml reports/latest; \

@@ -50,7 +50,7 @@ func TestInstallKataWaitsAndExplains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rcs) != 1 || rcs[0].Name != "kata-clh" || !rcs[0].IsKata() || version != "4.1.0" {
+	if len(rcs) != 1 || rcs[0].Name != "kata-clh" || !rcs[0].IsKata() || version != config.KataFloor {
 		t.Fatalf("RuntimeClasses %+v, version %q", rcs, version)
 	}
 }

@@ -79,6 +79,10 @@ const (
 	// MountEngineSocket binds the container engine's own socket (from DOCKER_HOST); the
 	// C3 control uses it to prove the runtime-socket probe.
 	MountEngineSocket MountType = "engine-socket"
+	// MountEngineSocketDir binds the folder that holds the engine's socket (a host
+	// /run or /var/run mounted whole, as workspaces often are): the socket is then
+	// not a mount point of its own, only a file in a mounted folder.
+	MountEngineSocketDir MountType = "engine-socket-dir"
 )
 
 // Config is the whole of kwc.yaml.

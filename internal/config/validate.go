@@ -174,12 +174,12 @@ func (l Lane) Validate() error {
 			if !path.IsAbs(m.Source) {
 				add("mounts[%d].source %q: a bind mount needs an absolute host path", i, m.Source)
 			}
-		case MountEngineSocket:
+		case MountEngineSocket, MountEngineSocketDir:
 			if m.Source != "" {
-				add("mounts[%d]: an engine-socket mount takes its source from DOCKER_HOST; drop source", i)
+				add("mounts[%d]: an %s mount takes its source from DOCKER_HOST (or the node's containerd socket); drop source", i, m.Type)
 			}
 		default:
-			add("mounts[%d].type %q: use bind or engine-socket", i, m.Type)
+			add("mounts[%d].type %q: use bind, engine-socket or engine-socket-dir", i, m.Type)
 		}
 		if !path.IsAbs(m.Target) {
 			add("mounts[%d].target %q: must be an absolute path in the workspace", i, m.Target)

@@ -32,10 +32,11 @@ var Distributions = []string{"k8s", "k3s", "rke2", "k0s", "microk8s"}
 // Distribution reads the cluster's distribution from its nodes: the kubelet's version
 // suffix (v1.33.1+k3s1, +rke2r1, +k0s) or microk8s's node label; anything else is
 // plain k8s (kind, kubeadm). Nodes that disagree are an error: one chart install
-// cannot suit both.
+// cannot suit both. A cluster with no nodes yet is plain k8s: nothing says otherwise,
+// and readiness then waits for nodes and says so.
 func Distribution(nodes []corev1.Node) (string, error) {
 	if len(nodes) == 0 {
-		return "", fmt.Errorf("no nodes to read the Kubernetes distribution from")
+		return "k8s", nil
 	}
 	seen := map[string][]string{}
 	for _, n := range nodes {

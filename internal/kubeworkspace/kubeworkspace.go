@@ -7,6 +7,7 @@ package kubeworkspace
 
 import (
 	"fmt"
+	"path"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -104,11 +105,14 @@ func Build(o Options) (Objects, error) {
 	for i, m := range l.Mounts {
 		name := fmt.Sprintf("lane-mount-%d", i)
 		src, typ := m.Source, corev1.HostPathDirectory
-		if m.Type == config.MountEngineSocket {
+		if m.Type == config.MountEngineSocket || m.Type == config.MountEngineSocketDir {
 			if o.ContainerdSocket == "" {
-				return Objects{}, fmt.Errorf("lane %s: an engine-socket mount needs the node's containerd socket path", l.Name)
+				return Objects{}, fmt.Errorf("lane %s: an %s mount needs the node's containerd socket path", l.Name, m.Type)
 			}
 			src, typ = o.ContainerdSocket, corev1.HostPathSocket
+			if m.Type == config.MountEngineSocketDir {
+				src, typ = path.Dir(o.ContainerdSocket), corev1.HostPathDirectory
+			}
 		}
 		volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: src, Type: &typ}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: m.Target, ReadOnly: m.ReadOnly})

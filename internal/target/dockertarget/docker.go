@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -194,12 +195,15 @@ func (t *Target) hostConfig(lane config.Lane) (*container.HostConfig, error) {
 	}
 	for _, m := range lane.Mounts {
 		src := m.Source
-		if m.Type == config.MountEngineSocket {
+		if m.Type == config.MountEngineSocket || m.Type == config.MountEngineSocketDir {
 			p, err := t.socketPath()
 			if err != nil {
 				return nil, fmt.Errorf("lane %s: %w", lane.Name, err)
 			}
 			src = p
+			if m.Type == config.MountEngineSocketDir {
+				src = filepath.Dir(p)
+			}
 		}
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: m.Target, ReadOnly: m.ReadOnly})
 	}

@@ -14,7 +14,7 @@ LDFLAGS := -X kwc.dev/kwc/e2e/framework.version=$(VERSION) -X kwc.dev/kwc/e2e/fr
 GINKGO_FLAGS := -v --tags=e2e --timeout=2h --fail-on-empty --poll-progress-after=5m --poll-progress-interval=1m \
 	--ldflags="$(LDFLAGS)" $(if $(LABELS),--label-filter='$(LABELS)')
 
-.PHONY: e2e e2e-local e2e-list test unit kube-tools calibrate deps engine-start engine-stop vet fuzz chaos runsc
+.PHONY: e2e e2e-local e2e-list test unit kube-tools calibrate deps engine-start engine-stop vet fuzz chaos runsc bench
 
 ## chaos: the fault test: kill CHAOS_RUNS docker-target runs (SIGKILL, then SIGINT, at
 ## five phases), run kwc cleanup --run <id> after each, and fail on anything left.
@@ -64,6 +64,11 @@ vet:
 CALIBRATE_FLAGS ?=
 calibrate:
 	$(GO) run ./cmd/kwc calibrate $(CALIBRATE_FLAGS)
+
+## bench: speed targets, measured, never asserted by a timed test: the probe set per
+## context (median under 1.5 s is the target).
+bench:
+	$(GO) test -run '^$$' -bench ProbeSet -benchtime 10x ./internal/probe/
 
 ## deps: install what the suite needs on Debian/Ubuntu (root), or say what is missing.
 deps:

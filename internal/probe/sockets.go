@@ -64,9 +64,16 @@ func runtimeSocket(ctx context.Context, s probespec.Spec, o *obs) {
 	}
 	var socks []string
 	for _, p := range append(append(append([]string(nil), s.Sockets...), defaultSockets...), found...) {
-		if st, err := os.Stat(p); err == nil && st.Mode()&os.ModeSocket != 0 && !slices.Contains(socks, p) {
-			socks = append(socks, p)
+		if st, err := os.Stat(p); err != nil || st.Mode()&os.ModeSocket == 0 || slices.Contains(socks, p) {
+			continue
 		}
+		if ttrpcSocket(p) {
+			// A containerd shim speaks ttrpc, which answers neither identity question:
+			// asking would only wait out the timeout.
+			o.logf("%s: a containerd shim's ttrpc socket, not asked", p)
+			continue
+		}
+		socks = append(socks, p)
 	}
 	if len(socks) > socketAskMax {
 		o.fact("socketAskCut", fmt.Sprintf("asked the first %d of %d sockets", socketAskMax, len(socks)))
@@ -97,6 +104,12 @@ func runtimeSocket(ctx context.Context, s probespec.Spec, o *obs) {
 		}
 	}
 	o.logf("%d sockets asked (%d found in mounts)", len(socks), len(found))
+}
+
+// ttrpcSocket names containerd's shim sockets (.../containerd/s/<hash>) and its ttrpc
+// endpoint (containerd.sock.ttrpc).
+func ttrpcSocket(p string) bool {
+	return strings.HasSuffix(p, ".ttrpc") || strings.Contains(p, "/containerd/s/")
 }
 
 type socketAnswer struct{ candidate, log string }
@@ -135,7 +148,7 @@ const (
 	socketWalkEntries = 5000 // per mount
 	socketWalkTime    = 2 * time.Second
 	socketAskMax      = 64
-	socketAskTimeout  = 1500 * time.Millisecond
+	socketAskTimeout  = 800 * time.Millisecond
 )
 
 // pseudoFS are filesystems that hold no unix sockets of the host's runtimes.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,43 +69,65 @@ func abstractSocket(ctx context.Context, s probespec.Spec, o *obs) {
 	Challenge(conn, o, "@"+s.AbstractSocket)
 }
 
-// markerPIDs finds processes whose command line carries the run's marker.
-func markerPIDs(marker string, o *obs) []int {
-	entries, err := os.ReadDir("/proc")
+// procfsRoots are every procfs the workspace can see: its own /proc and any other
+// mounted anywhere (a host /proc given to a monitoring sidecar, say), whose process
+// list is the host's.
+func procfsRoots(o *obs) []string {
+	roots := []string{"/proc"}
+	ms, err := mounts()
 	if err != nil {
-		o.logf("reading /proc: %v", err)
-		return nil
+		o.logf("reading mountinfo: %v", err)
+		return roots
 	}
-	var pids []int
-	seen := 0
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
+	for _, m := range ms {
+		if m.fstype == "proc" && m.point != "/proc" && !slices.Contains(roots, m.point) {
+			roots = append(roots, m.point)
+		}
+	}
+	return roots
+}
+
+// markerProcs finds, in every procfs, the process folders (/proc/<pid>, or
+// /host/proc/<pid>) whose command line carries the run's marker.
+func markerProcs(marker string, o *obs) []string {
+	var out []string
+	for _, root := range procfsRoots(o) {
+		entries, err := os.ReadDir(root)
 		if err != nil {
+			o.logf("reading %s: %v", root, err)
 			continue
 		}
-		seen++
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !bytes.Contains(b, []byte(marker)) {
-			continue
+		seen, hits := 0, 0
+		for _, e := range entries {
+			if _, err := strconv.Atoi(e.Name()); err != nil {
+				continue
+			}
+			seen++
+			dir := filepath.Join(root, e.Name())
+			b, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+			if err != nil || !bytes.Contains(b, []byte(marker)) {
+				continue
+			}
+			hits++
+			out = append(out, dir)
 		}
-		pids = append(pids, pid)
+		o.logf("%s: scanned %d processes, %d carry the marker", root, seen, hits)
 	}
-	o.logf("scanned %d processes, %d carry the marker", seen, len(pids))
-	return pids
+	return out
 }
 
 func hostProcessCmdline(_ context.Context, s probespec.Spec, o *obs) {
-	for _, pid := range markerPIDs(s.Marker, o) {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	for _, dir := range markerProcs(s.Marker, o) {
+		b, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
 		o.candidate(strings.ReplaceAll(string(b), "\x00", " "))
 	}
 }
 
 func ptraceEnviron(_ context.Context, s probespec.Spec, o *obs) {
-	for _, pid := range markerPIDs(s.Marker, o) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	for _, dir := range markerProcs(s.Marker, o) {
+		b, err := os.ReadFile(filepath.Join(dir, "environ"))
 		if err != nil {
-			o.logf("read /proc/%d/environ: %v", pid, err)
+			o.logf("read %s/environ: %v", dir, err)
 			continue
 		}
 		for _, kv := range strings.Split(string(b), "\x00") {
@@ -116,8 +139,8 @@ func ptraceEnviron(_ context.Context, s probespec.Spec, o *obs) {
 }
 
 func procRootFile(_ context.Context, s probespec.Spec, o *obs) {
-	for _, pid := range markerPIDs(s.Marker, o) {
-		readCandidate(o, fmt.Sprintf("/proc/%d/root%s", pid, s.CanaryPath))
+	for _, dir := range markerProcs(s.Marker, o) {
+		readCandidate(o, dir+"/root"+s.CanaryPath)
 	}
 }
 

@@ -2,7 +2,9 @@ package probe
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,5 +68,42 @@ func TestDiskIDReadsOnlyTheStart(t *testing.T) {
 	os.WriteFile(blank, make([]byte, diskIDBytes), 0o600)
 	if id, err := diskID(blank); err != nil || id != "" {
 		t.Fatalf("a blank disk must identify nothing: %q %v", id, err)
+	}
+}
+
+// A host /proc mounted anywhere in the workspace shows the host's processes: P05
+// must search every procfs, not only the workspace's own.
+func TestMarkerProcsSearchesEveryProcfs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("mounting a procfs needs root; make test runs as root")
+	}
+	marker := "kwc-canary-unit-procfs"
+	cmd := exec.Command("sh", "-c", "read _ignored", marker)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
+	dir := filepath.Join(t.TempDir(), "host-proc")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("proc", dir, "proc", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		t.Fatalf("mounting a procfs at %s: %v", dir, err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	o := &obs{}
+	got := markerProcs(marker, o)
+	want := fmt.Sprint(cmd.Process.Pid)
+	var inProc, inMount bool
+	for _, d := range got {
+		inProc = inProc || d == "/proc/"+want
+		inMount = inMount || d == filepath.Join(dir, want)
+	}
+	if !inProc || !inMount {
+		t.Fatalf("found %v; want the marked process in /proc and in %s", got, dir)
 	}
 }

@@ -180,10 +180,16 @@ func badPods(ctx context.Context, admin *rest.Config, id Identity) verdict.Findi
 		case err == nil:
 			accepted = append(accepted, name)
 			f.Evidence = append(f.Evidence, name+": accepted (dry run)")
-		case apierrors.IsForbidden(err) || apierrors.IsInvalid(err):
-			f.Evidence = append(f.Evidence, name+": refused: "+firstLine(err.Error()))
+			continue
+		}
+		by := RefusedBy(err)
+		switch by {
+		case RefusalRBAC, RefusalAdmission:
+			f.Evidence = append(f.Evidence, name+": refused by "+string(by)+": "+firstLine(err.Error()))
 		default:
-			f.Result, f.Reason = verdict.Error, name+": "+err.Error()
+			// A quota refusal goes away when the quota frees up, and an invalid object
+			// was never judged at all: neither says the pod is forbidden.
+			f.Result, f.Reason = verdict.Error, name+": refused, but by "+string(by)+", which does not show the pod is forbidden: "+firstLine(err.Error())
 			return f
 		}
 	}
@@ -193,6 +199,36 @@ func badPods(ctx context.Context, admin *rest.Config, id Identity) verdict.Findi
 	}
 	f.Result, f.Reason = verdict.Blocked, "every bad pod is refused for "+id.user()
 	return f
+}
+
+// Refusal says who refused a pod: what A03 records, since "refused" alone hides
+// whether admission judged the pod or RBAC never let it be asked.
+type Refusal string
+
+const (
+	RefusalRBAC      Refusal = "rbac"
+	RefusalAdmission Refusal = "admission"
+	RefusalQuota     Refusal = "quota"
+	RefusalInvalid   Refusal = "invalid object"
+	RefusalOther     Refusal = "an error"
+)
+
+// RefusedBy classifies an API server's refusal of a create.
+func RefusedBy(err error) Refusal {
+	msg := err.Error()
+	switch {
+	case apierrors.IsInvalid(err):
+		return RefusalInvalid
+	case apierrors.IsForbidden(err) && strings.Contains(msg, "exceeded quota"):
+		return RefusalQuota
+	case apierrors.IsForbidden(err) && strings.Contains(msg, " cannot create resource "):
+		return RefusalRBAC
+	case apierrors.IsForbidden(err):
+		// PodSecurity ("violates PodSecurity"), a ValidatingAdmissionPolicy or a
+		// webhook ("admission webhook ... denied the request").
+		return RefusalAdmission
+	}
+	return RefusalOther
 }
 
 func firstLine(s string) string {

@@ -3,6 +3,7 @@ package apichecks
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -31,12 +32,13 @@ func ControlObjects(ns, runID string) (*corev1.Namespace, *corev1.ServiceAccount
 			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: ControlServiceAccount, Namespace: ns}}}
 }
 
-// ControlPod is the control's workspace pod as the checks read it (never created):
-// a token mounted.
+// ControlPod is the control's workspace pod: the token left to automount. Control
+// creates it as a server-side dry run, so A01 judges what admission made of it.
 func ControlPod(ns string) *corev1.Pod {
 	yes := true
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "workspace", Namespace: ns},
-		Spec: corev1.PodSpec{ServiceAccountName: ControlServiceAccount, AutomountServiceAccountToken: &yes}}
+		Spec: corev1.PodSpec{ServiceAccountName: ControlServiceAccount, AutomountServiceAccountToken: &yes,
+			Containers: []corev1.Container{{Name: "workspace", Image: "127.0.0.1/kwc/api-control:none"}}}}
 }
 
 // Control runs the API checks against the misconfigured namespace in this cluster and
@@ -63,9 +65,22 @@ func Control(ctx context.Context, admin *rest.Config, runID string) (map[string]
 	if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, bind, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("creating the control's RoleBinding: %w", err)
 	}
+	// The control pod goes through admission as a dry run: the API server returns the
+	// pod it would store (the ServiceAccount admission plugin adds the token volume)
+	// and nothing is created, so nothing runs.
+	admitted, err := cs.CoreV1().Pods(ns).Create(ctx, ControlPod(ns), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		return nil, fmt.Errorf("dry-run creating the control's pod: %w", err)
+	}
 	out := map[string]verdict.Result{}
-	for _, f := range Run(ctx, admin, Identity{Namespace: ns, ServiceAccount: ControlServiceAccount}, ControlPod(ns)) {
+	for _, f := range Run(ctx, admin, Identity{Namespace: ns, ServiceAccount: ControlServiceAccount}, admitted) {
 		out[f.ID] = f.Result
+		// A01 reaches in the control only when a token volume was observed on the
+		// admitted pod; reaching on the spec's automount alone would prove only that
+		// kwc wrote true there.
+		if f.ID == "A01-no-service-account-token" && f.Result == verdict.Reached && !strings.Contains(f.Reason, "projected") {
+			out[f.ID] = verdict.Error
+		}
 	}
 	return out, nil
 }

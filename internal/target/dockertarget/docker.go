@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	cerrdefs "github.com/containerd/errdefs"
 	"io"
 	"net/url"
 	"os"
@@ -260,8 +261,13 @@ func RemoveRun(ctx context.Context, cli *client.Client, runID string) ([]string,
 	var errs []error
 	for _, c := range list.Items {
 		if _, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
-			errs = append(errs, fmt.Errorf("removing container %s: %w", strings.Join(c.Names, ","), err))
-			continue
+			// A run killed while it removed the container leaves the engine finishing
+			// that removal: wait for it rather than call it a failure (the volumes
+			// below are in use until it is done).
+			if !strings.Contains(err.Error(), "already in progress") || waitGone(ctx, cli, c.ID, removalWait) != nil {
+				errs = append(errs, fmt.Errorf("removing container %s: %w", strings.Join(c.Names, ","), err))
+				continue
+			}
 		}
 		removed = append(removed, "container "+strings.TrimPrefix(strings.Join(c.Names, ","), "/"))
 	}
@@ -277,6 +283,28 @@ func RemoveRun(ctx context.Context, cli *client.Client, runID string) ([]string,
 		removed = append(removed, "volume "+v.Name)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// removalWait bounds the wait for a removal the engine already has under way.
+const removalWait = time.Minute
+
+// waitGone waits until the engine no longer knows the container.
+func waitGone(ctx context.Context, cli *client.Client, id string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		_, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if cerrdefs.IsNotFound(err) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("container %s still there after %s", id, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 type workspace struct {

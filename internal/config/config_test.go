@@ -234,9 +234,12 @@ func TestKataLanesPerShimAndShape(t *testing.T) {
 
 func TestKataValidation(t *testing.T) {
 	for body, want := range map[string]string{
-		"kata: {version: 3.28.0}":      "use 4.3.0 or later",
-		"kata: {version: 4.2.0}":       "affected ranges are not published",
-		"kata: {shims: [qemu-snp]}":    "", // a known shim that needs hardware is the user's call
+		"kata: {version: 3.28.0}":   "use 4.3.0 or later",
+		"kata: {version: 4.2.0}":    "affected ranges are not published",
+		"kata: {shims: [qemu-snp]}": "", // a known shim that needs hardware is the user's call
+		"lanes: [{name: x, role: subject, runtime: default, capabilities: {add: [CAP_SYS_ADMIN]}}]":             "without CAP_",
+		"lanes: [{name: x, role: subject, runtime: default, seccomp: off}]":                                     "RuntimeDefault or Unconfined",
+		"lanes: [{name: x, role: subject, runtime: default, capabilities: {drop: [ALL]}, seccomp: Unconfined}]": "",
 		"kata: {version: latest}":      "pin an exact release",
 		"kata: {shims: [acrn]}":        "removed ACRN support in 3.10.0",
 		"kata: {shims: [nosuch]}":      "test other RuntimeClasses as lanes on the cluster target",

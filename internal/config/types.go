@@ -85,6 +85,20 @@ const (
 	MountEngineSocketDir MountType = "engine-socket-dir"
 )
 
+// Capabilities adjust a lane's capability set.
+type Capabilities struct {
+	Add  []string `json:"add,omitempty"`
+	Drop []string `json:"drop,omitempty"`
+}
+
+// Seccomp is a lane's seccomp profile.
+type Seccomp string
+
+const (
+	SeccompRuntimeDefault Seccomp = "RuntimeDefault"
+	SeccompUnconfined     Seccomp = "Unconfined"
+)
+
 // Config is the whole of kwc.yaml.
 type Config struct {
 	APIVersion string `json:"apiVersion"`
@@ -212,6 +226,11 @@ type Lane struct {
 	Storage Storage  `json:"storage,omitempty"`
 	Mounts  []Mount  `json:"mounts,omitempty"`
 	Devices []string `json:"devices,omitempty"`
+	// Capabilities are added to or dropped from the runtime's default set (names
+	// without CAP_, as Kubernetes writes them: SYS_ADMIN, DAC_READ_SEARCH).
+	Capabilities Capabilities `json:"capabilities,omitempty"`
+	// Seccomp is RuntimeDefault or Unconfined; empty leaves the runtime's default.
+	Seccomp Seccomp `json:"seccomp,omitempty"`
 	// Criteria lists the criteria measured in this lane (default: all four). Controls
 	// that share the host's namespaces measure only what is safe there: a nested daemon
 	// in the host's network namespace would change the host.

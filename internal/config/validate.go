@@ -185,6 +185,16 @@ func (l Lane) Validate() error {
 			add("mounts[%d].target %q: must be an absolute path in the workspace", i, m.Target)
 		}
 	}
+	for _, c := range append(append([]string(nil), l.Capabilities.Add...), l.Capabilities.Drop...) {
+		if !capabilityName.MatchString(c) || strings.HasPrefix(c, "CAP_") {
+			add("capabilities: %q: write the name without CAP_, in capitals (SYS_ADMIN), or ALL", c)
+		}
+	}
+	switch l.Seccomp {
+	case "", SeccompRuntimeDefault, SeccompUnconfined:
+	default:
+		add("seccomp %q: RuntimeDefault or Unconfined", l.Seccomp)
+	}
 	for _, d := range l.Devices {
 		if !strings.HasPrefix(d, "/dev/") {
 			add("devices: %q is not under /dev", d)
@@ -230,6 +240,8 @@ const KataFloor = "4.3.0"
 
 // kataFloorWhy names the advisories that set the floor, for the refusal.
 const kataFloorWhy = "Kata 4.3.0's notes list two security fixes whose affected ranges are not published (a permissive annotation allowlist, CVSS 7.9; dragonball virtio out-of-bounds access, CVSS 6.4), and earlier releases have further host-escape advisories (GHSA-rr59-xxvx-96qr, GHSA-2gv2-cffp-j227, GHSA-mp2j-xm59-qfgw)"
+
+var capabilityName = regexp.MustCompile(`^(ALL|[A-Z][A-Z_]*[A-Z])$`)
 
 var kataVersion = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
 

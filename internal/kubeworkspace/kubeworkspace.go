@@ -128,6 +128,8 @@ func Build(o Options) (Objects, error) {
 			Privileged:               &l.Privileged,
 			RunAsNonRoot:             &yes,
 			RunAsUser:                &uid,
+			Capabilities:             capabilities(l.Capabilities),
+			SeccompProfile:           seccompProfile(l.Seccomp),
 		},
 		VolumeMounts: mounts,
 		Resources: corev1.ResourceRequirements{
@@ -224,4 +226,31 @@ func networkPolicy(ns string, labels, podLabels map[string]string) *networkingv1
 
 func quarter(q resource.Quantity) resource.Quantity {
 	return *resource.NewMilliQuantity(q.MilliValue()/4, q.Format)
+}
+
+// capabilities is the lane's capability change as Kubernetes takes it (nil: none).
+func capabilities(c config.Capabilities) *corev1.Capabilities {
+	if len(c.Add) == 0 && len(c.Drop) == 0 {
+		return nil
+	}
+	out := &corev1.Capabilities{}
+	for _, a := range c.Add {
+		out.Add = append(out.Add, corev1.Capability(a))
+	}
+	for _, d := range c.Drop {
+		out.Drop = append(out.Drop, corev1.Capability(d))
+	}
+	return out
+}
+
+// seccompProfile is the lane's seccomp profile; nil (the runtime's and kubelet's
+// default, as GitLab's pods leave it) unless the lane names one.
+func seccompProfile(s config.Seccomp) *corev1.SeccompProfile {
+	switch s {
+	case config.SeccompUnconfined:
+		return &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}
+	case config.SeccompRuntimeDefault:
+		return &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+	}
+	return nil
 }

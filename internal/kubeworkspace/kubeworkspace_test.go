@@ -128,3 +128,18 @@ func TestDevicesAreRefused(t *testing.T) {
 		t.Fatal("a device list has no pod equivalent")
 	}
 }
+
+// A lane's capabilities and seccomp profile reach the container's securityContext;
+// a lane that names no profile leaves it to the runtime, as GitLab's pods do.
+func TestCapabilitiesAndSeccompReachThePod(t *testing.T) {
+	l := lane(t, "kata-qemu-gitlab")
+	if c := build(t, l).Pod.Spec.Containers[0].SecurityContext; c.Capabilities != nil || c.SeccompProfile != nil {
+		t.Fatalf("GitLab's shape sets no capabilities or seccomp profile: %+v", c)
+	}
+	l.Capabilities = config.Capabilities{Add: []string{"DAC_READ_SEARCH"}}
+	l.Seccomp = config.SeccompUnconfined
+	c := build(t, l).Pod.Spec.Containers[0].SecurityContext
+	if c.Capabilities == nil || len(c.Capabilities.Add) != 1 || c.Capabilities.Add[0] != "DAC_READ_SEARCH" || c.SeccompProfile == nil || c.SeccompProfile.Type != corev1.SeccompProfileTypeUnconfined {
+		t.Fatalf("%+v", c)
+	}
+}

@@ -165,6 +165,11 @@ func (t *Target) hostConfig(lane config.Lane) (*container.HostConfig, error) {
 	hc := &container.HostConfig{
 		Privileged:  lane.Privileged,
 		NetworkMode: container.NetworkMode(lane.Network),
+		CapAdd:      lane.Capabilities.Add,
+		CapDrop:     lane.Capabilities.Drop,
+	}
+	if lane.Seccomp == config.SeccompUnconfined {
+		hc.SecurityOpt = append(hc.SecurityOpt, "seccomp=unconfined")
 	}
 	// Image stores never live on the container's own rootfs: on engine volumes, or on
 	// tmpfs mounted exec for a sandboxed runtime (Docker's --tmpfs default is noexec,

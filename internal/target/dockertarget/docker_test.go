@@ -3,6 +3,7 @@ package dockertarget
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,5 +68,27 @@ func TestImageStoresByStorage(t *testing.T) {
 	}
 	if len(hc.Tmpfs) != 0 || len(hc.Mounts) != 2 || hc.Mounts[0].VolumeOptions.Labels["dev.kwc.run"] != "abcdef" {
 		t.Errorf("a volume lane: tmpfs %v, mounts %+v", hc.Tmpfs, hc.Mounts)
+	}
+}
+
+// Capabilities and seccomp reach the engine as a lane says, and a lane that says
+// nothing keeps the runtime's defaults.
+func TestCapabilitiesAndSeccomp(t *testing.T) {
+	tg := &Target{runID: "abcdef"}
+	l := config.Lane{Name: "shocker", Role: config.RoleSubject, Runtime: DefaultRuntime,
+		Capabilities: config.Capabilities{Add: []string{"DAC_READ_SEARCH"}, Drop: []string{"NET_RAW"}}, Seccomp: config.SeccompUnconfined}
+	l.Default()
+	hc, err := tg.hostConfig(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hc.CapAdd) != 1 || hc.CapAdd[0] != "DAC_READ_SEARCH" || len(hc.CapDrop) != 1 || !slices.Contains(hc.SecurityOpt, "seccomp=unconfined") {
+		t.Fatalf("capAdd %v capDrop %v securityOpt %v", hc.CapAdd, hc.CapDrop, hc.SecurityOpt)
+	}
+	plain := config.Lane{Name: "runc-gitlab", Role: config.RoleSubject, Runtime: DefaultRuntime}
+	plain.Default()
+	hc, _ = tg.hostConfig(plain)
+	if len(hc.CapAdd)+len(hc.CapDrop)+len(hc.SecurityOpt) != 0 {
+		t.Fatalf("a lane that says nothing changed the defaults: %v %v %v", hc.CapAdd, hc.CapDrop, hc.SecurityOpt)
 	}
 }

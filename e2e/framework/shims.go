@@ -14,11 +14,7 @@ import (
 func ShimFacts(asked []string) map[string]string {
 	var out []string
 	for _, s := range katashims.LeftOut(asked) {
-		why := s.Why
-		if s.PlainKVM {
-			why = "runs on a plain KVM host; not in kata.shims"
-		}
-		out = append(out, s.Name+": "+why)
+		out = append(out, s.Name+": "+s.WhyLeftOut())
 	}
 	return map[string]string{
 		"kata.shims.asked":   strings.Join(asked, ", "),

@@ -106,10 +106,6 @@ func Floor(advisories []Advisory) kataversion.Version {
 	return floor
 }
 
-// CheckIDs are the ids of the configuration checks Check and the live annotation
-// check produce, for the table's checks column.
-var CheckIDs = []string{versionCheckID, "K02-privileged-without-host-devices", "K03-hypervisor-annotations", "K04-virtiofsd-sandboxed", "K05-debug-console", "K06-kernel-params-annotation"}
-
 const versionCheckID = "K01-kata-advisories"
 
 // Node is what the node agent recorded.

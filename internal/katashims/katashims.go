@@ -93,6 +93,14 @@ func PlainKVM() []string {
 	return out
 }
 
+// WhyLeftOut is what a plan or a report says of a shim the run does not test.
+func (s Shim) WhyLeftOut() string {
+	if s.PlainKVM {
+		return "runs on a plain KVM host; not in kata.shims"
+	}
+	return s.Why
+}
+
 // LeftOut lists the shims not chosen, each with why, for a plan or a report.
 func LeftOut(chosen []string) []Shim {
 	var out []Shim

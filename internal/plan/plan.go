@@ -109,11 +109,7 @@ func (p Plan) printLeftOut(w io.Writer) {
 	fmt.Fprintln(w, "shims without a lane in this run:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, s := range p.LeftOut {
-		why := s.Why
-		if s.PlainKVM {
-			why = "runs on a plain KVM host; not in kata.shims"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\n", s.Name, why)
+		fmt.Fprintf(tw, "  %s\t%s\n", s.Name, s.WhyLeftOut())
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

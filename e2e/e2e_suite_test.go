@@ -142,7 +142,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	engineID, sockets, err := suite.Docker.EngineIdentity(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	planted, agentErr = nodeagent.Plant(nodeagent.Options{RunID: suite.RunID, Sockets: sockets, EngineID: engineID, Folders: nodeagent.HostFolders,
-		ProbeTimeout: suite.Config.Probes.Timeout.Duration, Logf: suite.Logf})
+		ProbeTimeout: suite.Config.Probes.Timeout.Duration, Discovery: suite.Config.Probes.Discovery.Bounds(), Logf: suite.Logf})
 	if agentErr != nil {
 		suite.Logf("escape probes will be inconclusive: %v", agentErr)
 		return

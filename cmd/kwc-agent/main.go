@@ -3,8 +3,9 @@
 // mounted from the node). "hold" plants the run's canaries on the node, writes what
 // the harness needs (the probe spec, the node's facts and the secret) to a root-only
 // file there, holds them until it is stopped, then removes every one. "show" prints
-// that file, for the harness's exec; the workspace never sees it. "snapshot" prints
-// the node's state (for the harness's before/after comparison around each lane) and
+// that file, for the harness's exec; the workspace never sees it. "alive" confirms
+// every held canary and reads the node's kernel facts afresh, before and after a
+// lane. "snapshot" prints the node's state (for the harness's before/after comparison around each lane) and
 // "node-config" the containerd and Kata configuration and Kata's host-side processes
 // (for the configuration checks), both read from the node's root, which the DaemonSet
 // mounts read-only at /host.
@@ -29,7 +30,7 @@ func statePath(run string) string {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: kwc-agent hold --run ID [--containerd-socket PATH] | show --run ID | snapshot | node-config [--containerd-config PATH]")
+		fmt.Fprintln(os.Stderr, "usage: kwc-agent hold --run ID [--containerd-socket PATH] | show --run ID | alive --run ID | snapshot | node-config [--containerd-config PATH]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
@@ -63,16 +64,28 @@ func main() {
 			os.Exit(1)
 		}
 	case "show":
-		b, err := os.ReadFile(statePath(*run))
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "kwc-agent: %v (is the agent for run %s holding?)\n", err, *run)
+		os.Stdout.Write(readState(*run))
+	case "alive":
+		var h nodeagent.Held
+		if err := json.Unmarshal(readState(*run), &h); err != nil {
+			fmt.Fprintf(os.Stderr, "kwc-agent: reading the held canaries: %v\n", err)
 			os.Exit(1)
 		}
-		os.Stdout.Write(b)
+		printJSON(nodeagent.CheckCanaries(h.S, h.T, h.I, true))
 	default:
 		fmt.Fprintf(os.Stderr, "kwc-agent: unknown command %q\n", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+// readState is what "hold" wrote for run: the spec, the facts and the secret.
+func readState(run string) []byte {
+	b, err := os.ReadFile(statePath(run))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kwc-agent: %v (is the agent for run %s holding?)\n", err, run)
+		os.Exit(1)
+	}
+	return b
 }
 
 func printJSON(v any) {

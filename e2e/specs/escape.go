@@ -12,6 +12,7 @@ import (
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/nodeagent"
 	"kwc.dev/kwc/internal/proberun"
+	"kwc.dev/kwc/internal/probespec"
 	"kwc.dev/kwc/internal/target"
 	"kwc.dev/kwc/internal/verdict"
 )
@@ -22,6 +23,8 @@ import (
 type Node interface {
 	nodeagent.Canaries
 	Snapshot(ctx context.Context) (nodeagent.Snapshot, error)
+	// Alive confirms the canaries and reads the node's kernel facts afresh.
+	Alive(ctx context.Context) (nodeagent.Liveness, error)
 }
 
 // EscapeSpecInput is what EscapeSpec needs.
@@ -62,13 +65,25 @@ func EscapeSpec(inputGetter func() EscapeSpecInput) {
 		tmo := in.Suite.Config.Interval("escape", "probe")
 		in.Suite.Observed(in.Lane, "escape", "copying kwc-probe into the workspace", proberun.Install(ctx, in.Workspace, in.ProbeBin))
 		spec := in.Node.Spec()
-		node := in.Node.Facts()
 		sec := verdict.Secret{Marker: spec.Marker, Token: in.Node.Token()}
 
 		before, err := in.Node.Snapshot(ctx)
 		in.Suite.Observed(in.Lane, "escape", "reading the node's state before the lane", err)
+		// Every canary confirmed before and after the lane, the node's kernel facts read
+		// afresh: a "blocked" against a canary that was gone proves nothing.
+		aliveBefore, aliveBeforeErr := in.Node.Alive(ctx)
+		in.Suite.Observed(in.Lane, "escape", "confirming the canaries before the lane", aliveBeforeErr)
 		res, ev, err := proberun.Run(ctx, in.Workspace, spec, tmo)
 		in.Suite.Observed(in.Lane, "escape", "running kwc-probe in the workspace", withEvidence(err, ev))
+		var nestedRes *probespec.Result
+		var nestedNA string
+		if in.Suite.Config.Probes.Nested && in.Tools != nil && in.Lane.Measures(framework.LabelRun) {
+			nestedRes, nestedNA = nested(ctx, in)
+		}
+		aliveAfter, aliveAfterErr := in.Node.Alive(ctx)
+		in.Suite.Observed(in.Lane, "escape", "confirming the canaries after the lane", aliveAfterErr)
+		node := nodeagent.LaneFacts(in.Node.Facts(), in.Node.Inventory(), aliveBefore, aliveAfter, aliveBeforeErr, aliveAfterErr)
+		AddReportEntry(in.Lane.Name+"/escape/canaries", fmt.Sprintf("before: dead %v revived %v; after: dead %v", aliveBefore.Dead, aliveBefore.Revived, aliveAfter.Dead))
 		contexts := map[string][]verdict.ProbeVerdict{"base": verdict.JudgeAll(res, node, sec)}
 		// The kernel the workspace runs on: the node's under runc, the guest's under Kata.
 		for _, o := range res.Observations {
@@ -78,8 +93,11 @@ func EscapeSpec(inputGetter func() EscapeSpecInput) {
 		}
 		AddReportEntry(in.Lane.Name+"/escape/base", fmt.Sprintf("%d probes in %d ms as uid %s", len(res.Observations), res.DurationMS, res.Context["uid"]))
 
-		if in.Suite.Config.Probes.Nested && in.Tools != nil && in.Lane.Measures(framework.LabelRun) {
-			contexts["nested"] = nested(ctx, in, node, sec)
+		switch {
+		case nestedRes != nil:
+			contexts["nested"] = verdict.JudgeAll(*nestedRes, node, sec)
+		case nestedNA != "":
+			contexts["nested"] = verdict.CatalogAsNotApplicable(nestedNA)
 		}
 		var findings []verdict.Finding
 		if in.NonKernel != nil {
@@ -99,9 +117,9 @@ func EscapeSpec(inputGetter func() EscapeSpecInput) {
 }
 
 // nested runs the probe set in a privileged container started inside the workspace.
-// Where the workspace cannot start one, every nested probe is not applicable, and the
-// run criterion's evidence says why.
-func nested(ctx context.Context, in EscapeSpecInput, node map[string]string, sec verdict.Secret) []verdict.ProbeVerdict {
+// Where the workspace cannot start one, it returns why instead (every nested probe is
+// then not applicable, and the run criterion's evidence says why).
+func nested(ctx context.Context, in EscapeSpecInput) (*probespec.Result, string) {
 	var setup []string
 	for _, tool := range []string{"docker", "podman"} {
 		if _, unusable, err := in.Tools.Ensure(ctx, tool); err != nil || unusable != nil {
@@ -115,10 +133,10 @@ func nested(ctx context.Context, in EscapeSpecInput, node map[string]string, sec
 		if len(setup) > 0 {
 			reason += " (" + strings.Join(setup, "; ") + ")"
 		}
-		return verdict.CatalogAsNotApplicable(reason)
+		return nil, reason
 	}
 	AddReportEntry(in.Lane.Name+"/escape/nested", ev)
-	return verdict.JudgeAll(res, node, sec)
+	return &res, ""
 }
 
 // withEvidence adds what a failed command printed to its error, for the artifact.

@@ -89,7 +89,7 @@ func Run(ctx context.Context, o Options) (Calibration, error) {
 	if err != nil {
 		return cal, err
 	}
-	planted, err := nodeagent.Plant(nodeagent.Options{RunID: o.RunID, Sockets: o.Sockets, EngineID: o.EngineID, Folders: nodeagent.HostFolders, ProbeTimeout: o.Config.Probes.Timeout.Duration, Logf: logf})
+	planted, err := nodeagent.Plant(nodeagent.Options{RunID: o.RunID, Sockets: o.Sockets, EngineID: o.EngineID, Folders: nodeagent.HostFolders, ProbeTimeout: o.Config.Probes.Timeout.Duration, Discovery: o.Config.Probes.Discovery.Bounds(), Logf: logf})
 	if err != nil {
 		return cal, err
 	}

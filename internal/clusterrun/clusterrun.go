@@ -210,6 +210,20 @@ func (a *Agent) Snapshot(ctx context.Context) (nodeagent.Snapshot, error) {
 	return s, nil
 }
 
+// Alive confirms the run's canaries on the node, from the agent's pod, and reads the
+// node's kernel facts afresh.
+func (a *Agent) Alive(ctx context.Context) (nodeagent.Liveness, error) {
+	b, err := a.exec(ctx, "alive", "--run", a.Spec().RunID)
+	if err != nil {
+		return nodeagent.Liveness{}, err
+	}
+	var l nodeagent.Liveness
+	if err := json.Unmarshal(b, &l); err != nil {
+		return l, fmt.Errorf("reading the canaries' liveness on %s: %w", a.Node, err)
+	}
+	return l, nil
+}
+
 // NodeConfig is the node's containerd and Kata configuration and Kata's host-side
 // processes.
 func (a *Agent) NodeConfig(ctx context.Context) (kataconfig.Node, error) {
@@ -302,6 +316,8 @@ func (e *Env) agents(ctx context.Context, ns, name string) (Agents, string, erro
 		if err := json.Unmarshal([]byte(r.Stdout), &held); err != nil {
 			return nil, "", fmt.Errorf("reading the node agent's state on %s: %w", p.Spec.NodeName, err)
 		}
+		// The probes' discovery bounds are the harness's configuration, not the agent's.
+		held.S.Discovery = e.o.Config.Probes.Discovery.Bounds()
 		agents[p.Spec.NodeName] = &Agent{Held: held, Node: p.Spec.NodeName, pod: pod, cfg: e.o.Config}
 	}
 	if want := int(ds.Status.DesiredNumberScheduled); want == 0 || len(agents) < want {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"kwc.dev/kwc/internal/katashims"
+	"kwc.dev/kwc/internal/probespec"
 )
 
 func write(t *testing.T, body string) string {
@@ -324,5 +325,25 @@ func TestClusterLanesFromRuntimeClasses(t *testing.T) {
 	}
 	if len(gv) != 1 || gv[0].Shape != ShapeGitLab || gv[0].Isolation != IsolationContainer || gv[0].Privileged {
 		t.Fatalf("gvisor must be one unprivileged GitLab-shaped lane, got %+v", gv)
+	}
+}
+
+// The discovery bounds default to what the probe falls back to, and bounds that
+// cannot finish within the probe timeout are refused with the sum that says why.
+func TestDiscoveryBoundsDefaultAndValidate(t *testing.T) {
+	c, err := Load("", Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Probes.Discovery.Bounds(), probespec.DefaultBounds(); got != want {
+		t.Fatalf("default.yaml's probes.discovery %+v is not probespec.DefaultBounds %+v", got, want)
+	}
+	c.Probes.Discovery.AskSockets = 200
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "not within probes.timeout") {
+		t.Fatalf("200 sockets at 800ms within 20s: %v", err)
+	}
+	c.Probes.Discovery.AskSockets, c.Probes.Discovery.WalkDepth = 32, 0
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "walkDepth: must be a positive") {
+		t.Fatalf("walkDepth 0: %v", err)
 	}
 }

@@ -3,7 +3,11 @@
 // validated before anything runs.
 package config
 
-import "time"
+import (
+	"time"
+
+	"kwc.dev/kwc/internal/probespec"
+)
 
 // APIVersion and Kind identify a kwc configuration document.
 const (
@@ -279,6 +283,31 @@ type Probes struct {
 	// Nested runs the probe set again inside a privileged container started by the
 	// workspace's own docker daemon.
 	Nested bool `json:"nested,omitempty"`
+	// Discovery bounds how far the probes look for what the workspace can reach.
+	Discovery Discovery `json:"discovery,omitempty"`
+}
+
+// Discovery bounds the probes' walks of mounts and device roots and the questions
+// they ask discovered sockets. A walk a bound cut is named in the probe's facts.
+type Discovery struct {
+	// WalkDepth is how many folders below a mount point a walk descends.
+	WalkDepth int `json:"walkDepth,omitempty"`
+	// WalkEntries is how many entries the walk of one mount reads.
+	WalkEntries int `json:"walkEntries,omitempty"`
+	// WalkTime is what one probe's walks may take together.
+	WalkTime Duration `json:"walkTime,omitempty"`
+	// AskSockets is how many discovered sockets are asked who they are.
+	AskSockets int `json:"askSockets,omitempty"`
+	// AskTimeout is each socket's time to answer.
+	AskTimeout Duration `json:"askTimeout,omitempty"`
+	// IPCObjects is how many SysV shared-memory segments are read.
+	IPCObjects int `json:"ipcObjects,omitempty"`
+}
+
+// Bounds are these bounds as the probe spec carries them to kwc-probe.
+func (d Discovery) Bounds() probespec.Bounds {
+	return probespec.Bounds{WalkDepth: d.WalkDepth, WalkEntries: d.WalkEntries, WalkMS: int(d.WalkTime.Milliseconds()),
+		AskSockets: d.AskSockets, AskMS: int(d.AskTimeout.Milliseconds()), IPCObjects: d.IPCObjects}
 }
 
 // Duration is a time.Duration that reads and writes as "90s", "10m".

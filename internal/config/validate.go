@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -99,6 +100,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Probes.Timeout.Duration <= 0 {
 		add("probes.timeout: must be positive, e.g. 20s")
+	}
+	if err := c.Probes.Discovery.validate(c.Probes.Timeout.Duration); err != nil {
+		add("probes.discovery: %w", err)
 	}
 	// Every interval the code reads must resolve: "intervals: null" would otherwise
 	// drop the defaults and leave the run to fail half way.
@@ -438,4 +442,30 @@ func checkIntervalKey(k string) error {
 var RemovedHypervisors = map[string]string{
 	"acrn": "Kata removed ACRN support in 3.10.0 (kata-containers PR #10239, 2024), so no release at or above kwc's security floor (" + KataFloor + ") can run it; " +
 		"a cluster whose nodes provide an ACRN RuntimeClass is still tested with TARGET=cluster and that class named in cluster.runtimeClasses",
+}
+
+// SocketsAskedAtOnce is how many discovered sockets P13 asks side by side.
+const SocketsAskedAtOnce = 8
+
+// validate refuses bounds that are not positive, or that cannot finish within the
+// probe timeout: a probe cut by its timeout is an error in every lane.
+func (d Discovery) validate(timeout time.Duration) error {
+	var errs []error
+	for name, v := range map[string]int{"walkDepth": d.WalkDepth, "walkEntries": d.WalkEntries, "askSockets": d.AskSockets, "ipcObjects": d.IPCObjects} {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be a positive number, got %d", name, v))
+		}
+	}
+	for name, v := range map[string]Duration{"walkTime": d.WalkTime, "askTimeout": d.AskTimeout} {
+		if v.Duration <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be a positive duration such as 2s", name))
+		}
+	}
+	rounds := (d.AskSockets + SocketsAskedAtOnce - 1) / SocketsAskedAtOnce
+	if worst := d.WalkTime.Duration + time.Duration(rounds)*d.AskTimeout.Duration; timeout > 0 && worst >= timeout {
+		errs = append(errs, fmt.Errorf("walkTime %s plus %d rounds of askTimeout %s is %s, not within probes.timeout %s: lower the bounds or raise probes.timeout",
+			d.WalkTime, rounds, d.AskTimeout, worst, timeout))
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
 }

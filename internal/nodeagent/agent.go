@@ -38,6 +38,7 @@ const CanaryRoot = "/var/lib/kwc-canary"
 // gets a file canary: a mount of /etc or /var/log exposes it though it does not reach
 // CanaryRoot. Only folders that exist get one; none is created.
 var HostFolders = []string{"/etc", "/root", "/home", "/var/log", "/run", "/opt", "/srv",
+	"/tmp", "/var/tmp", "/var", "/var/lib", "/mnt", "/media", "/usr/local", "/boot",
 	"/var/lib/docker", "/var/lib/containerd", "/var/lib/kubelet"}
 
 // FolderCanaryName is the file canary's name in a host folder.
@@ -60,6 +61,9 @@ type Options struct {
 	// ProbeTimeout caps each probe's own timeout (config probes.timeout); 0 means
 	// DefaultProbeTimeout.
 	ProbeTimeout time.Duration
+	// Discovery bounds the probes' walks (config probes.discovery); zero fields take
+	// probespec.DefaultBounds.
+	Discovery probespec.Bounds
 	// Logf prints progress; may be nil.
 	Logf func(string, ...any)
 }
@@ -130,6 +134,7 @@ func Plant(o Options) (*Planted, error) {
 		Sockets:        o.Sockets,
 		TempDir:        "/tmp/kwc-probe-" + o.RunID,
 		TimeoutSeconds: probeTimeout(o.ProbeTimeout).Seconds(),
+		Discovery:      o.Discovery.OrDefault(),
 	}
 	steps := []struct {
 		name string

@@ -45,11 +45,24 @@ func v1Subsystems() []string {
 // context's own mount namespace), checks whether knob may be written, and unmounts.
 // Nothing is written. subsystem "" takes the first enabled one.
 func cgroupV1Knob(s probespec.Spec, o *obs, subsystem, knob string) {
-	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
-		o.fact("bootID", strings.TrimSpace(string(b)))
-	}
+	kernelIDFacts(o)
 	mode := CgroupMode()
 	o.fact("cgroupMode", mode)
+	// A v1 hierarchy already mounted in the workspace (the node's /sys/fs/cgroup bound
+	// read-write) holds the knob at its root: no mount of its own is needed.
+	if ms, err := mounts(); err == nil {
+		for _, m := range ms {
+			if m.fstype != "cgroup" || m.root != "/" {
+				continue
+			}
+			p := filepath.Join(m.point, knob)
+			if _, err := os.Stat(p); err == nil && canOpenForWrite(o, p) {
+				o.fact("writable", "true")
+				o.fact("writableAt", p)
+				return
+			}
+		}
+	}
 	subs := v1Subsystems()
 	if mode == "v2" || len(subs) == 0 {
 		o.notApplicable("cgroup v2 only: no v1 hierarchy, so no " + knob)

@@ -84,34 +84,62 @@ func blockDevices() ([]blockDev, error) {
 	return out, nil
 }
 
+// blockDeviceCanary reads every small block device node in every device root for the
+// canary's marker: the node's canary loop device, passed in under any name, holds it.
+// Devices larger than maxScan are a node's real disks; P21 recognises those by their
+// first bytes instead.
 func blockDeviceCanary(_ context.Context, s probespec.Spec, o *obs) {
-	devs, err := blockDevices()
-	if err != nil {
-		o.logf("listing /sys/class/block: %v", err)
-		return
+	if devs, err := blockDevices(); err == nil {
+		var names []string
+		for _, d := range devs {
+			if d.size > 0 {
+				names = append(names, fmt.Sprintf("%s(%s,%dMiB)", d.name, d.dev, d.size>>20))
+			}
+		}
+		o.fact("blockDevices", strings.Join(names, " "))
 	}
-	var names []string
-	for _, d := range devs {
-		if d.size == 0 {
+	ms, err := mounts()
+	if err != nil {
+		o.logf("reading mountinfo: %v", err)
+	}
+	w := newWalker(s)
+	nodes := devNodes(deviceRoots(ms), w)
+	w.report(o, "dev")
+	read := 0
+	for _, n := range nodes {
+		if !n.block {
 			continue
 		}
-		names = append(names, fmt.Sprintf("%s(%s,%dMiB)", d.name, d.dev, d.size>>20))
-		node := "/dev/" + d.name
-		if d.size > maxScan {
-			continue
-		}
-		found, n, err := scanForMarker(node, maxScan, s.Marker)
+		size, err := deviceSize(n.path)
 		if err != nil {
-			o.logf("read %s: %v", node, err)
+			o.logf("open %s (%s): %v", n.path, n.rdev, err)
 			continue
 		}
-		o.logf("read %s (%d bytes): %d marker hits", node, n, len(found))
+		if size == 0 || size > maxScan {
+			continue
+		}
+		found, k, err := scanForMarker(n.path, maxScan, s.Marker)
+		if err != nil {
+			o.logf("read %s (%s): %v", n.path, n.rdev, err)
+			continue
+		}
+		read++
+		o.logf("read %s (%s, %d bytes): %d marker hits", n.path, n.rdev, k, len(found))
 		for _, f := range found {
 			o.candidate(f)
 		}
 	}
-	o.fact("blockDevices", strings.Join(names, " "))
-	o.logf("block devices with a size: %d", len(names))
+	o.logf("%d device nodes found, %d small block devices read", len(nodes), read)
+}
+
+// deviceSize opens a block device read-only and returns its size.
+func deviceSize(path string) (int64, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return f.Seek(0, io.SeekEnd)
 }
 
 func mknodLoopCanary(_ context.Context, s probespec.Spec, o *obs) {

@@ -10,9 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
-	"strings"
 
 	"kwc.dev/kwc/internal/probespec"
 )
@@ -72,65 +70,40 @@ func NodeDiskIDs() (ids []string, blank []string, err error) {
 	return ids, blank, errors.Join(errs...)
 }
 
-// walkBounds bound the /dev walk; the probe reports when one cut it.
-const (
-	devWalkDepth   = 4
-	devWalkEntries = 5000
-)
-
-// blockNodes finds every block device node under root, whatever its name: a host disk
-// passed in as /dev/xvdz is as much a leak as /dev/vda.
-func blockNodes(root string) (nodes []string, walked int, cut string) {
-	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		walked++
-		if walked > devWalkEntries {
-			cut = fmt.Sprintf("stopped after %d entries", devWalkEntries)
-			return fs.SkipAll
-		}
-		if d.IsDir() && strings.Count(strings.TrimPrefix(p, root), "/") >= devWalkDepth {
-			cut = fmt.Sprintf("did not descend below depth %d (%s)", devWalkDepth, p)
-			return fs.SkipDir
-		}
-		if d.Type()&fs.ModeDevice != 0 && d.Type()&fs.ModeCharDevice == 0 {
-			nodes = append(nodes, p)
-		}
-		return nil
-	})
-	return nodes, walked, cut
-}
-
-// hostDiskIdentity hashes the first bytes of every block device the workspace can
-// open; the harness compares the hashes with the node's disks. It never reads past
-// diskIDBytes and never writes.
-func hostDiskIdentity(_ context.Context, _ probespec.Spec, o *obs) {
-	nodes, walked, cut := blockNodes("/dev")
-	o.fact("devEntriesWalked", fmt.Sprint(walked))
-	if cut != "" {
-		o.fact("devWalkCut", cut)
-		o.logf("the /dev walk was cut: %s", cut)
+// hostDiskIdentity hashes the first bytes of every block device node the workspace
+// can open, in every device root; the harness compares the hashes with the node's
+// disks. It never reads past diskIDBytes and never writes.
+func hostDiskIdentity(_ context.Context, s probespec.Spec, o *obs) {
+	ms, err := mounts()
+	if err != nil {
+		o.logf("reading mountinfo: %v", err)
 	}
-	denied := 0
+	w := newWalker(s)
+	nodes := devNodes(deviceRoots(ms), w)
+	w.report(o, "dev")
+	denied, blocks := 0, 0
 	for _, n := range nodes {
-		id, err := diskID(n)
+		if !n.block {
+			continue
+		}
+		blocks++
+		id, err := diskID(n.path)
 		switch {
 		case errors.Is(err, fs.ErrPermission):
 			// EPERM from the device cgroup is the runtime refusing the device: the
 			// defence working, logged as such.
 			denied++
-			o.logf("open %s: %v", n, err)
+			o.logf("open %s (%s): %v", n.path, n.rdev, err)
 		case err != nil:
-			o.logf("read %s: %v", n, err)
+			o.logf("read %s (%s): %v", n.path, n.rdev, err)
 		case id == "":
-			o.logf("%s: first %d KiB blank, identifies nothing", n, diskIDBytes>>10)
+			o.logf("%s: first %d KiB blank, identifies nothing", n.path, diskIDBytes>>10)
 		default:
-			o.logf("%s: %s%s", n, DiskIDPrefix, id)
+			o.logf("%s (%s): %s%s", n.path, n.rdev, DiskIDPrefix, id)
 			o.candidate(DiskIDPrefix + id)
 		}
 	}
-	o.fact("blockNodes", fmt.Sprint(len(nodes)))
+	o.fact("blockNodes", fmt.Sprint(blocks))
 	o.fact("blockNodesDenied", fmt.Sprint(denied))
-	o.logf("%d block device nodes under /dev, %d refused", len(nodes), denied)
+	o.logf("%d block device nodes in the device roots, %d refused", blocks, denied)
 }

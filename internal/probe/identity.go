@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -38,6 +40,16 @@ func KernelFacts() map[string]string {
 	}
 	f["cpus"] = strconv.Itoa(runtime.NumCPU())
 	f["modulesHash"] = ModulesHash()
+	// Two facts no file can stand in for: a bind mount can mask boot_id or
+	// /proc/version, but not what the kernel answers to uname(2) and sysinfo(2).
+	var u unix.Utsname
+	if err := unix.Uname(&u); err == nil {
+		f[probespec.FactUname] = unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])
+	}
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err == nil {
+		f[probespec.FactBootTime] = strconv.FormatInt(time.Now().Unix()-int64(si.Uptime), 10)
+	}
 	return f
 }
 
@@ -62,6 +74,17 @@ func ModulesHash() string {
 	return strconv.Itoa(len(names)) + ":" + hex.EncodeToString(sum[:8])
 }
 
+// kernelIDFacts records, for a probe judged by the same-kernel rules, the facts that
+// say which kernel it ran on.
+func kernelIDFacts(o *obs) {
+	f := KernelFacts()
+	for _, k := range []string{probespec.FactBootID, probespec.FactUname, probespec.FactBootTime} {
+		if f[k] != "" {
+			o.fact(k, f[k])
+		}
+	}
+}
+
 func kernelIdentity(_ context.Context, _ probespec.Spec, o *obs) {
 	for k, v := range KernelFacts() {
 		o.fact(k, v)
@@ -74,11 +97,8 @@ func kernelIdentity(_ context.Context, _ probespec.Spec, o *obs) {
 }
 
 func kernelModules(_ context.Context, _ probespec.Spec, o *obs) {
-	for k, v := range KernelFacts() {
-		if k == "bootID" || k == "modulesHash" {
-			o.fact(k, v)
-		}
-	}
+	kernelIDFacts(o)
+	o.fact("modulesHash", ModulesHash())
 	o.logf("modules %s", o.Facts["modulesHash"])
 	// finit_module on fd -1 never loads anything: EBADF means the call got past the
 	// permission checks, EPERM that the runtime (capability or seccomp) stopped it.
@@ -92,35 +112,55 @@ func kernelModules(_ context.Context, _ probespec.Spec, o *obs) {
 	o.logf("finit_module(-1) -> %s", errno)
 }
 
-// writableKnob reads a kernel knob and tries to open it for writing, without writing.
-func writableKnob(o *obs, path string) {
-	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
-		o.fact("bootID", strings.TrimSpace(string(b)))
+// writableSysctl reads a kernel knob (rel under a procfs, "sys/kernel/core_pattern")
+// in every procfs the workspace sees and tries to open each for writing, without
+// writing: a host /proc mounted read-write beside the workspace's own read-only one
+// holds the same knob, writable.
+func writableSysctl(o *obs, rel string) {
+	kernelIDFacts(o)
+	var writable []string
+	exists := false
+	for _, root := range procfsRoots(o) {
+		path := filepath.Join(root, rel)
+		v, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		exists = true
+		if err != nil {
+			o.logf("read %s: %v", path, err)
+			continue
+		}
+		if o.Facts["value"] == "" {
+			o.fact("value", strings.TrimSpace(string(v)))
+		}
+		if canOpenForWrite(o, path) {
+			writable = append(writable, path)
+		}
 	}
-	v, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		o.notApplicable(path + " does not exist on this kernel (built without the feature)")
+	if !exists {
+		o.notApplicable("/proc/" + rel + " does not exist on this kernel (built without the feature)")
 		return
 	}
-	if err != nil {
-		o.logf("read %s: %v", path, err)
-		o.fact("writable", "false")
-		return
+	o.fact("writable", strconv.FormatBool(len(writable) > 0))
+	if len(writable) > 0 {
+		o.fact("writableAt", strings.Join(writable, " "))
 	}
-	o.fact("value", strings.TrimSpace(string(v)))
-	openForWrite(o, path)
 }
 
 // openForWrite records whether path can be opened for writing, and writes nothing:
 // the open passes every permission check a write would.
 func openForWrite(o *obs, path string) {
+	o.fact("writable", strconv.FormatBool(canOpenForWrite(o, path)))
+}
+
+func canOpenForWrite(o *obs, path string) bool {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		o.logf("open %s for writing: %v", path, err)
-		o.fact("writable", "false")
-		return
+		return false
 	}
 	f.Close()
 	o.logf("open %s for writing: allowed (nothing written)", path)
-	o.fact("writable", "true")
+	return true
 }

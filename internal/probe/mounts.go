@@ -45,8 +45,12 @@ func unescape(s string) string {
 	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
 }
 
-// mountedHostFile looks for the node's canary file through every mount whose source
-// directory contains it: a hostPath of /, /var or /var/lib, say.
+// mountedHostFile looks for the node's canary files through every mount. Two ways,
+// since a mountinfo root names a folder of the filesystem the mount comes from, not
+// of the node's tree (a separate /var partition, a virtio-fs share, a volume):
+//   - where a mount's root is a folder above a canary, the canary's path under it;
+//   - every walkable mount, walked within the discovery bounds, for any entry whose
+//     name carries the run's marker: the node agent names its folder canaries so.
 func mountedHostFile(_ context.Context, s probespec.Spec, o *obs) {
 	ms, err := mounts()
 	if err != nil {
@@ -54,6 +58,7 @@ func mountedHostFile(_ context.Context, s probespec.Spec, o *obs) {
 		return
 	}
 	tried := 0
+	read := map[string]bool{}
 	for _, canary := range append([]string{s.CanaryPath}, s.FolderCanaries...) {
 		for _, m := range ms {
 			rest, ok := strings.CutPrefix(canary, strings.TrimSuffix(m.root, "/")+"/")
@@ -62,21 +67,59 @@ func mountedHostFile(_ context.Context, s probespec.Spec, o *obs) {
 			}
 			p := filepath.Join(m.point, rest)
 			tried++
-			c, err := readSmall(p, 512)
-			switch {
-			case err == nil:
-				o.logf("read %s through the mount at %s (source dir %s, %s)", p, m.point, m.root, m.fstype)
-				o.candidate(c)
-			case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR):
-			default:
-				// Something is at the path and cannot be read: the probe cannot say
-				// the canary is out of reach.
-				o.fail("%s exists through the mount at %s but cannot be read: %v", p, m.point, err)
+			if !readMountedCandidate(o, p, m) {
 				return
 			}
+			read[p] = true
 		}
 	}
-	o.logf("%d mounts checked, %d places could hold one of %d canaries", len(ms), tried, 1+len(s.FolderCanaries))
+	w := newWalker(s)
+	dirs, _ := walkableMounts(ms, s)
+	var named []string
+	for _, m := range dirs {
+		w.walk(m.point, func(p string, d fs.DirEntry) {
+			if s.Marker != "" && d.Type().IsRegular() && strings.Contains(d.Name(), s.Marker) && !read[p] {
+				named = append(named, p)
+				read[p] = true
+			}
+		})
+	}
+	w.report(o, "mount")
+	for _, p := range named {
+		if !readMountedCandidate(o, p, mountOf(ms, p)) {
+			return
+		}
+	}
+	o.logf("%d mounts checked, %d places could hold one of %d canaries by path, %d mounts walked, %d entries carry the marker",
+		len(ms), tried, 1+len(s.FolderCanaries), len(dirs), len(named))
+}
+
+// readMountedCandidate reads a file a mount may expose. It is false when something is
+// at the path and cannot be read: the probe then cannot say the canary is out of
+// reach, and the observation is an error.
+func readMountedCandidate(o *obs, p string, m mountInfo) bool {
+	c, err := readSmall(p, 512)
+	switch {
+	case err == nil:
+		o.logf("read %s through the mount at %s (source dir %s, %s)", p, m.point, m.root, m.fstype)
+		o.candidate(c)
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR):
+	default:
+		o.fail("%s exists through the mount at %s but cannot be read: %v", p, m.point, err)
+		return false
+	}
+	return true
+}
+
+// mountOf is the mount a path lies in: the one with the longest mount point above it.
+func mountOf(ms []mountInfo, p string) mountInfo {
+	best := mountInfo{point: "/"}
+	for _, m := range ms {
+		if (p == m.point || strings.HasPrefix(p, strings.TrimSuffix(m.point, "/")+"/")) && len(m.point) >= len(best.point) {
+			best = m
+		}
+	}
+	return best
 }
 
 // openByHandle is the "shocker" technique read-only: from any mount of a disk

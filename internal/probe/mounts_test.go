@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,6 +43,36 @@ func TestMountedHostFolderExposesItsCanary(t *testing.T) {
 	}
 	if !through || len(o.Candidates) == 0 || !strings.Contains(o.Candidates[0], "tok") {
 		t.Fatalf("the folder canary was not read through the bind mount: candidates %q evidence %q", o.Candidates, o.Evidence)
+	}
+}
+
+// Issue 11: a mountinfo root names a folder of the filesystem a mount comes from, not
+// of the node's tree: a folder of a separate /var partition, a virtio-fs share or a
+// volume never has the canary's node path under it. P04 walks every mount for the
+// marker's name and finds the canary however the folder was mounted.
+func TestCanaryFoundInAMountWhoseRootIsNotItsNodePath(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("mounting needs root (make test runs as root)")
+	}
+	inWorkspace := t.TempDir()
+	// A filesystem of its own, as a separate /var partition is: its root is "/".
+	if err := unix.Mount("kwc-test", inWorkspace, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(inWorkspace, unix.MNT_DETACH) })
+	deep := filepath.Join(inWorkspace, "lib", "app")
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(deep, ".kwc-canary-unitroot"), []byte("kwc-canary-unitroot:tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := &obs{Observation: probespec.Observation{ID: "P04-mounted-host-file", Status: probespec.Observed}}
+	spec := probespec.Spec{Marker: "kwc-canary-unitroot", CanaryPath: "/var/lib/kwc-canary/unitroot/canary",
+		FolderCanaries: []string{"/var/lib/app/.kwc-canary-unitroot"}}
+	mountedHostFile(context.Background(), spec, o)
+	if o.Status != probespec.Observed || len(o.Candidates) != 1 || !strings.Contains(o.Candidates[0], "tok") {
+		t.Fatalf("status %s (%s), candidates %q, evidence %q", o.Status, o.Reason, o.Candidates, o.Evidence)
 	}
 }
 
@@ -105,5 +136,50 @@ func TestMarkerProcsSearchesEveryProcfs(t *testing.T) {
 	}
 	if !inProc || !inMount {
 		t.Fatalf("found %v; want the marked process in /proc and in %s", got, dir)
+	}
+}
+
+// Issue 11: P03 read the kernel log only through syslog(2), which a runtime refuses
+// without CAP_SYSLOG, while a kmsg node (a host /dev mounted, /dev/kmsg passed in)
+// reads it as a file. The devtmpfs mounted here is the node's own, as a hostPath
+// /dev is: P03 finds the kmsg node in it by number and reads the marker line.
+func TestKernelLogIsReadThroughAnyKmsgNode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("mounting a devtmpfs needs root (make test runs as root)")
+	}
+	hostDev := t.TempDir()
+	if err := unix.Mount("devtmpfs", hostDev, "devtmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(hostDev, unix.MNT_DETACH) })
+	marker := fmt.Sprintf("kwc-canary-unitkmsg%d", os.Getpid())
+	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "%s:tok\n", marker)
+	f.Close()
+
+	ms, err := mounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := deviceRoots(ms)
+	if !slices.Contains(roots, hostDev) {
+		t.Fatalf("device roots %v lack the devtmpfs at %s", roots, hostDev)
+	}
+	w := newWalker(probespec.Spec{})
+	var kmsg string
+	for _, n := range devNodes([]string{hostDev}, w) {
+		if !n.block && n.rdev == kmsgRdev {
+			kmsg = n.path
+		}
+	}
+	if kmsg == "" {
+		t.Fatalf("no 1:11 node found in %s", hostDev)
+	}
+	text, err := readKmsg(kmsg)
+	if err != nil || !strings.Contains(text, marker+":tok") {
+		t.Fatalf("reading %s: %v; the marker line is not in %d bytes", kmsg, err, len(text))
 	}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"kwc.dev/kwc/internal/probespec"
 )
@@ -61,5 +64,27 @@ func TestScanForMarkerAcrossChunks(t *testing.T) {
 	}
 	if len(found) == 0 || found[0] != "kwc-canary-x:SECRET" {
 		t.Fatalf("a marker spanning a read boundary must be found: %q", found)
+	}
+}
+
+// Issue 11: P11 attached only the segment with the canary's key, so a segment the
+// node made under any other key was never read. It reads every segment its IPC
+// namespace lists.
+func TestSysvSegmentsAreReadWhateverTheirKey(t *testing.T) {
+	id, err := unix.SysvShmGet(0x6b7a0000|os.Getpid()&0xffff, 4096, unix.IPC_CREAT|unix.IPC_EXCL|0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SysvShmCtl(id, unix.IPC_RMID, nil)
+	b, err := unix.SysvShmAttach(id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b, "kwc-canary-unitsysv:tok")
+	_ = unix.SysvShmDetach(b)
+	o := &obs{Observation: probespec.Observation{ID: "P11-sysv-shm", Status: probespec.Observed}}
+	sysvShm(context.Background(), probespec.Spec{ShmKey: 0x12345}, o)
+	if !slices.Contains(o.Candidates, "kwc-canary-unitsysv:tok") {
+		t.Fatalf("segment %d under another key was not read: candidates %q", id, o.Candidates)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -46,9 +45,10 @@ func containerdUUID(ctx context.Context, socket string) (string, error) {
 	return resp.GetUUID(), nil
 }
 
-// runtimeSocket asks each Docker-API socket it finds for the daemon's identity (GET
-// /info only; it never creates anything).
+// runtimeSocket asks each runtime socket it finds for the daemon's identity (Docker's
+// GET /info or containerd's introspection; both only read, nothing is created).
 func runtimeSocket(ctx context.Context, s probespec.Spec, o *obs) {
+	b := s.Discovery.OrDefault()
 	// Every socket in every mount the workspace has, wherever it is mounted: a host
 	// /run or /var/run/docker mounted at /mnt/x exposes the engine at a path no list
 	// names. A socket bind-mounted on its own is a mount point and is found too.
@@ -56,11 +56,14 @@ func runtimeSocket(ctx context.Context, s probespec.Spec, o *obs) {
 	if err != nil {
 		o.logf("reading mountinfo: %v", err)
 	}
-	found, walked, cut := discoverSockets(ms, time.Now().Add(socketWalkTime))
-	o.fact("socketEntriesWalked", fmt.Sprint(walked))
-	if cut != "" {
-		o.fact("socketWalkCut", cut)
-		o.logf("the socket walk was cut: %s", cut)
+	w := newWalker(s)
+	found := discoverSockets(ms, s, w)
+	w.report(o, "socket")
+	// Abstract sockets live in the network namespace, not in a mount: a workspace in
+	// the node's network namespace sees every one the node's daemons listen on.
+	abstract, aerr := listeningAbstract()
+	if aerr != nil {
+		o.logf("reading /proc/net/unix: %v", aerr)
 	}
 	var socks []string
 	for _, p := range append(append(append([]string(nil), s.Sockets...), defaultSockets...), found...) {
@@ -75,10 +78,21 @@ func runtimeSocket(ctx context.Context, s probespec.Spec, o *obs) {
 		}
 		socks = append(socks, p)
 	}
-	if len(socks) > socketAskMax {
-		o.fact("socketAskCut", fmt.Sprintf("asked the first %d of %d sockets", socketAskMax, len(socks)))
-		o.logf("asking the first %d of %d sockets (named ones first)", socketAskMax, len(socks))
-		socks = socks[:socketAskMax]
+	for _, a := range abstract {
+		switch {
+		case a == "@"+s.AbstractSocket:
+			// The canary listener: P09's, it answers only the challenge.
+		case ttrpcSocket(a) || strings.Contains(a, "containerd-shim"):
+			o.logf("%s: a containerd shim's abstract socket, not asked (ttrpc answers no identity question)", a)
+		default:
+			socks = append(socks, a)
+		}
+	}
+	o.fact("abstractListening", fmt.Sprint(len(abstract)))
+	if len(socks) > b.AskSockets {
+		o.fact("socketAskCut", fmt.Sprintf("asked the first %d of %d sockets", b.AskSockets, len(socks)))
+		o.logf("asking the first %d of %d sockets (named ones first)", b.AskSockets, len(socks))
+		socks = socks[:b.AskSockets]
 	}
 	// Asked side by side, each with its own short timeout: one socket that never
 	// answers (a shim's ttrpc socket, say) must not use up the probe's time.
@@ -91,7 +105,7 @@ func runtimeSocket(ctx context.Context, s probespec.Spec, o *obs) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			actx, cancel := context.WithTimeout(ctx, socketAskTimeout)
+			actx, cancel := context.WithTimeout(ctx, time.Duration(b.AskMS)*time.Millisecond)
 			defer cancel()
 			answers[i] = askSocket(actx, p)
 		}()
@@ -103,7 +117,27 @@ func runtimeSocket(ctx context.Context, s probespec.Spec, o *obs) {
 			o.candidate(a.candidate)
 		}
 	}
-	o.logf("%d sockets asked (%d found in mounts)", len(socks), len(found))
+	o.logf("%d sockets asked (%d found in mounts, %d abstract listening)", len(socks), len(found), len(abstract))
+}
+
+// listeningAbstract lists the abstract unix sockets that listen in this network
+// namespace ("@name"), from /proc/net/unix (flag __SO_ACCEPTCON, 00010000).
+func listeningAbstract() ([]string, error) {
+	b, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) < 8 || f[3] != "00010000" || !strings.HasPrefix(f[7], "@") {
+			continue
+		}
+		if !slices.Contains(out, f[7]) {
+			out = append(out, f[7])
+		}
+	}
+	return out, nil
 }
 
 // ttrpcSocket names containerd's shim sockets (.../containerd/s/<hash>) and its ttrpc
@@ -141,65 +175,22 @@ func askSocket(ctx context.Context, p string) socketAnswer {
 	return socketAnswer{"engine-id:" + info.ID, fmt.Sprintf("GET /info on %s: engine %s (%s, kernel %s)", p, info.ID, info.Name, info.KernelVersion)}
 }
 
-// Bounds of the socket discovery: the probe reports when one cut it, so a verdict says
-// how far it looked.
-const (
-	socketWalkDepth   = 4
-	socketWalkEntries = 5000 // per mount
-	socketWalkTime    = 2 * time.Second
-	socketAskMax      = 64
-	socketAskTimeout  = 800 * time.Millisecond
-)
-
-// pseudoFS are filesystems that hold no unix sockets of the host's runtimes.
-var pseudoFS = []string{"proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs", "securityfs", "bpf", "pstore", "configfs", "fusectl", "hugetlbfs", "binfmt_misc"}
-
-// discoverSockets walks every mount point except the workspace's own root (its image
-// holds no host sockets, and a walk of / would cross into every other mount) to a
-// bounded depth, and returns the unix sockets it finds.
-func discoverSockets(ms []mountInfo, deadline time.Time) (found []string, walked int, cut string) {
-	// Sockets mounted on their own first: cheap, and never lost to a walk's bound.
-	var dirs []mountInfo
-	for _, m := range ms {
-		if m.point == "/" || slices.Contains(pseudoFS, m.fstype) {
-			continue
-		}
+// discoverSockets returns the unix sockets in every walkable mount: sockets mounted
+// on their own first (cheap, and never lost to a walk's bound), then what the walk of
+// each mounted folder finds.
+func discoverSockets(ms []mountInfo, s probespec.Spec, w *walker) (found []string) {
+	dirs, files := walkableMounts(ms, s)
+	for _, m := range files {
 		if st, err := os.Stat(m.point); err == nil && st.Mode()&os.ModeSocket != 0 {
 			found = append(found, m.point)
-		} else if err == nil && st.IsDir() {
-			dirs = append(dirs, m)
 		}
 	}
-	// Each mount gets its own entry budget, so a host root mounted whole cannot use up
-	// the walk before a small mount next to it is looked at.
-	var cuts []string
 	for _, m := range dirs {
-		if time.Now().After(deadline) {
-			cuts = append(cuts, fmt.Sprintf("%s not walked: %s spent", m.point, socketWalkTime))
-			continue
-		}
-		n := 0
-		_ = filepath.WalkDir(m.point, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return nil
-			}
-			n++
-			walked++
-			switch {
-			case n > socketWalkEntries:
-				cuts = append(cuts, fmt.Sprintf("%s: stopped after %d entries", m.point, socketWalkEntries))
-				return fs.SkipAll
-			case time.Now().After(deadline):
-				cuts = append(cuts, fmt.Sprintf("%s: stopped after %s", m.point, socketWalkTime))
-				return fs.SkipAll
-			case d.IsDir() && p != m.point && strings.Count(strings.TrimPrefix(p, m.point), "/") >= socketWalkDepth:
-				return fs.SkipDir
-			case d.Type()&fs.ModeSocket != 0:
+		w.walk(m.point, func(p string, d fs.DirEntry) {
+			if d.Type()&fs.ModeSocket != 0 {
 				found = append(found, p)
 			}
-			return nil
 		})
 	}
-	cut = strings.Join(cuts, "; ")
-	return found, walked, cut
+	return found
 }

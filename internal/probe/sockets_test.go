@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"kwc.dev/kwc/internal/probespec"
 )
 
 // The engine under test runs its own containerd; where kwc started the engine
@@ -55,14 +57,40 @@ func TestDiscoverSocketsInEveryMount(t *testing.T) {
 	}
 	defer l.Close()
 	ms := []mountInfo{{point: "/", fstype: "overlay"}, {point: "/proc", fstype: "proc"}, {point: dir, fstype: "ext4"}}
-	found, walked, cut := discoverSockets(ms, time.Now().Add(time.Minute))
-	if !slices.Contains(found, sock) || cut != "" {
-		t.Fatalf("found %v (walked %d, cut %q), want %s", found, walked, cut, sock)
+	w := newWalker(probespec.Spec{})
+	found := discoverSockets(ms, probespec.Spec{}, w)
+	if !slices.Contains(found, sock) || w.cut() != "" {
+		t.Fatalf("found %v (walked %d, cut %q), want %s", found, w.walked, w.cut(), sock)
 	}
-	if walked > 10 {
-		t.Fatalf("walked %d entries: / or /proc was walked", walked)
+	if w.walked > 10 {
+		t.Fatalf("walked %d entries: / or /proc was walked", w.walked)
 	}
-	if _, _, cut := discoverSockets(ms, time.Now().Add(-time.Second)); cut == "" {
+	late := newWalker(probespec.Spec{})
+	late.deadline = time.Now().Add(-time.Second)
+	if discoverSockets(ms, probespec.Spec{}, late); late.cut() == "" {
 		t.Fatal("a walk past its deadline must say it was cut")
+	}
+	// The bounds come from the spec: a depth of 1 does not reach run/docker/.
+	shallow := newWalker(probespec.Spec{Discovery: probespec.Bounds{WalkDepth: 1}})
+	if found := discoverSockets(ms, probespec.Spec{}, shallow); slices.Contains(found, sock) {
+		t.Fatalf("walkDepth 1 found %s two folders down", sock)
+	}
+}
+
+// A socket listening in the abstract namespace is listed whatever its name: with the
+// node's network namespace, every abstract socket of the node's daemons is there.
+func TestListeningAbstractSocketsAreDiscovered(t *testing.T) {
+	name := "@kwc-test-abstract-" + strings.ReplaceAll(t.Name(), "/", "-")
+	l, err := net.Listen("unix", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got, err := listeningAbstract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(got, name) {
+		t.Fatalf("listening abstract sockets %v lack %s", got, name)
 	}
 }

@@ -37,6 +37,56 @@ type Spec struct {
 	Only []string `json:"only,omitempty"`
 	// Timeout bounds each probe.
 	TimeoutSeconds float64 `json:"timeoutSeconds"`
+	// Discovery bounds the walks that find what the workspace can reach (mounts,
+	// device roots, sockets, IPC objects); zero fields take DefaultBounds.
+	Discovery Bounds `json:"discovery,omitempty"`
+}
+
+// Bounds limit how far discovery looks. A walk that a bound cut is named in the
+// probe's facts, so a verdict says how far it looked.
+type Bounds struct {
+	// WalkDepth is how many folders below a mount point a walk descends.
+	WalkDepth int `json:"walkDepth,omitempty"`
+	// WalkEntries is how many entries one mount's walk reads.
+	WalkEntries int `json:"walkEntries,omitempty"`
+	// WalkMS is the time all of one probe's walks may take together.
+	WalkMS int `json:"walkMs,omitempty"`
+	// AskSockets is how many discovered sockets are asked who they are.
+	AskSockets int `json:"askSockets,omitempty"`
+	// AskMS is each socket's time to answer.
+	AskMS int `json:"askMs,omitempty"`
+	// IPCObjects is how many SysV segments are read.
+	IPCObjects int `json:"ipcObjects,omitempty"`
+}
+
+// DefaultBounds are the bounds a spec that names none gets; config's defaults say
+// the same (a test ties them).
+func DefaultBounds() Bounds {
+	return Bounds{WalkDepth: 4, WalkEntries: 5000, WalkMS: 2000, AskSockets: 32, AskMS: 800, IPCObjects: 256}
+}
+
+// OrDefault fills every zero field from DefaultBounds.
+func (b Bounds) OrDefault() Bounds {
+	d := DefaultBounds()
+	if b.WalkDepth <= 0 {
+		b.WalkDepth = d.WalkDepth
+	}
+	if b.WalkEntries <= 0 {
+		b.WalkEntries = d.WalkEntries
+	}
+	if b.WalkMS <= 0 {
+		b.WalkMS = d.WalkMS
+	}
+	if b.AskSockets <= 0 {
+		b.AskSockets = d.AskSockets
+	}
+	if b.AskMS <= 0 {
+		b.AskMS = d.AskMS
+	}
+	if b.IPCObjects <= 0 {
+		b.IPCObjects = d.IPCObjects
+	}
+	return b
 }
 
 // Status is what a probe could do, before any verdict.
@@ -101,6 +151,15 @@ const (
 	FactDiskIDsError = "diskIDsError"
 	// DiskIDCandidatePrefix marks a probe candidate that is a block device's hash.
 	DiskIDCandidatePrefix = "disk-sha256:"
+)
+
+// Kernel identity facts beside boot_id, read from system calls (a bind mount can mask
+// a file, not a system call's answer): the kernel's release and version from uname(2),
+// and its boot time in Unix seconds from sysinfo(2)'s uptime.
+const (
+	FactBootID   = "bootID"
+	FactUname    = "uname"
+	FactBootTime = "bootTime"
 )
 
 // Probe is a catalogue entry.

@@ -5,7 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"kwc.dev/kwc/internal/config"
@@ -57,12 +60,16 @@ func JudgeProbe(o probespec.Observation, node map[string]string, sec Secret) Pro
 		v.Result, v.Reason = NotApplicable, o.Reason
 		return v
 	}
-	sameKernel := o.Facts["bootID"] != "" && o.Facts["bootID"] == node["bootID"]
+	sameKernel, kernelWhy, kernelErr := SameKernel(o.Facts, node)
 	// Without the node's kernel identity "another kernel" cannot be told from "the
 	// node's": a kernel-rule probe then proves nothing either way.
 	kernelRule := p.Rule == probespec.RuleSameKernel || (p.Rule == probespec.RuleWritableSameKernel && o.Facts["writable"] == "true")
 	if kernelRule && node["bootID"] == "" {
 		v.Result, v.Reason = Error, "the node's kernel identity (boot_id) is unknown, so the workspace's kernel cannot be compared with it"
+		return v
+	}
+	if kernelRule && kernelErr != "" && o.Facts["bootID"] != "" {
+		v.Result, v.Reason = Error, kernelErr
 		return v
 	}
 	switch p.Rule {
@@ -89,7 +96,7 @@ func JudgeProbe(o probespec.Observation, node map[string]string, sec Secret) Pro
 			return v
 		}
 		if !sameKernel {
-			v.Result, v.Reason = Blocked, "a different kernel: boot_id "+o.Facts["bootID"]+" is not the node's"
+			v.Result, v.Reason = Blocked, "a different kernel: "+kernelWhy
 			return v
 		}
 		if o.ID == "P18-kernel-modules" {
@@ -110,7 +117,7 @@ func JudgeProbe(o probespec.Observation, node map[string]string, sec Secret) Pro
 			v.Result, v.Reason = Reached, "the node's kernel and module list, and module loading is not denied ("+o.Facts["finitModuleErrno"]+")"
 			return v
 		}
-		v.Result, v.Reason = Reached, "the node's kernel: boot_id equals the node's"
+		v.Result, v.Reason = Reached, "the node's kernel: "+kernelWhy
 	case probespec.RuleWritableSameKernel:
 		switch {
 		case o.Facts["writable"] != "true":
@@ -118,9 +125,9 @@ func JudgeProbe(o probespec.Observation, node map[string]string, sec Secret) Pro
 		case o.Facts["bootID"] == "":
 			v.Result, v.Reason = Error, "writable, and no boot_id was observed: the kernel it belongs to is unknown"
 		case !sameKernel:
-			v.Result, v.Reason = Blocked, "writable, but it belongs to another kernel (boot_id differs from the node's)"
+			v.Result, v.Reason = Blocked, "writable, but it belongs to another kernel ("+kernelWhy+")"
 		default:
-			v.Result, v.Reason = Reached, "writable, and the kernel is the node's: a write would change the node"
+			v.Result, v.Reason = Reached, "writable ("+o.Facts["writableAt"]+"), and the kernel is the node's ("+kernelWhy+"): a write would change the node"
 		}
 	case probespec.RuleNodeEngine:
 		for _, c := range o.Candidates {
@@ -159,6 +166,42 @@ func JudgeProbe(o probespec.Observation, node map[string]string, sec Secret) Pro
 		v.Result, v.Reason = Error, "no rule for "+string(p.Rule)
 	}
 	return v
+}
+
+// bootTimeSlack is how far two boot times read from sysinfo(2)'s whole-second uptime
+// may differ and still be one boot of one kernel.
+const bootTimeSlack = 3
+
+// SameKernel says whether the facts a probe read are the node's kernel, and why. A
+// differing boot_id alone is not enough: a bind mount can mask the file, so uname(2)
+// and the boot time from sysinfo(2), which no file stands in for, are compared too.
+// errReason is set when the facts cannot tell (identical uname, no boot time).
+func SameKernel(seen, node map[string]string) (same bool, why, errReason string) {
+	bid, nbid := seen[probespec.FactBootID], node[probespec.FactBootID]
+	if bid != "" && bid == nbid {
+		return true, "boot_id equals the node's", ""
+	}
+	un, nun := seen[probespec.FactUname], node[probespec.FactUname]
+	bt, berr := strconv.ParseInt(seen[probespec.FactBootTime], 10, 64)
+	nbt, nberr := strconv.ParseInt(node[probespec.FactBootTime], 10, 64)
+	switch {
+	case un != "" && un == nun && berr == nil && nberr == nil && abs(bt-nbt) <= bootTimeSlack:
+		return true, fmt.Sprintf("boot_id %q is not the node's, but uname(2) is the node's and the kernel booted when the node's did (%d, node %d): the boot_id is masked", bid, bt, nbt), ""
+	case un != "" && un == nun && (berr != nil || nberr != nil):
+		return false, "", fmt.Sprintf("boot_id differs, but uname(2) is byte for byte the node's and no boot time was read to tell them apart: the verdict would rest on boot_id alone")
+	case un != "" && nun != "" && un != nun:
+		return false, fmt.Sprintf("boot_id and uname(2) differ from the node's (%q)", un), ""
+	case berr == nil && nberr == nil:
+		return false, fmt.Sprintf("boot_id differs and the kernel booted at %d, the node's at %d", bt, nbt), ""
+	}
+	return false, "boot_id " + bid + " is not the node's", ""
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 func answer(token, nonce string) string {
@@ -345,9 +388,25 @@ func JudgeAll(res probespec.Result, node map[string]string, sec Secret) []ProbeV
 				}
 			}
 		}
+		if v.Result == Blocked {
+			if cut := boundsCut(o.Facts); cut != "" {
+				v.Reason += " (looked within the discovery bounds, which cut: " + cut + ")"
+			}
+		}
 		out = append(out, v)
 	}
 	return out
+}
+
+// boundsCut gathers what discovery's bounds left unseen, from a probe's facts.
+func boundsCut(facts map[string]string) string {
+	var cuts []string
+	for _, k := range slices.Sorted(maps.Keys(facts)) {
+		if strings.HasSuffix(k, "WalkCut") || strings.HasSuffix(k, "AskCut") || k == "sysvCut" {
+			cuts = append(cuts, facts[k])
+		}
+	}
+	return strings.Join(cuts, "; ")
 }
 
 // probeCanaries names the node agent's canaries each probe looks for.

@@ -103,3 +103,32 @@ func TestABrokenControlProvesNothing(t *testing.T) {
 		t.Fatalf("control and node agree the primitive is absent: %s %s", c.Verdict, c.Reason)
 	}
 }
+
+// Issue 11: a VM or sandbox lane's kernel identity rested on boot_id alone, and a
+// file bound over /proc/sys/kernel/random/boot_id made the node's kernel look like
+// another: P01 blocked, and every writable knob "of another kernel". uname(2) and the
+// boot time from sysinfo(2), which no file stands in for, are compared too.
+func TestKernelIdentityNeedsMoreThanBootID(t *testing.T) {
+	node := map[string]string{"bootID": "node-boot", "uname": "6.1.0-9 #1 SMP Debian", "bootTime": "1700000000"}
+	masked := map[string]string{"bootID": "fake-boot", "uname": "6.1.0-9 #1 SMP Debian", "bootTime": "1700000001", "writable": "true"}
+	for _, id := range []string{"P01-kernel-identity", "P14-core-pattern"} {
+		if v := JudgeProbe(observed(id, masked), node, Secret{Token: "t"}); v.Result != Reached || !strings.Contains(v.Reason, "masked") {
+			t.Errorf("%s with a masked boot_id: %s (%s), want reached", id, v.Result, v.Reason)
+		}
+	}
+	// The same kernel build booted at another time is another kernel (a VM booting the
+	// node's own kernel package).
+	vm := map[string]string{"bootID": "vm-boot", "uname": "6.1.0-9 #1 SMP Debian", "bootTime": "1700050000", "writable": "true"}
+	if v := JudgeProbe(observed("P14-core-pattern", vm), node, Secret{Token: "t"}); v.Result != Blocked {
+		t.Errorf("another boot of the same build: %s (%s), want blocked", v.Result, v.Reason)
+	}
+	// Identical uname and no boot time to tell them apart: an error, never a block.
+	noTime := map[string]string{"bootID": "vm-boot", "uname": "6.1.0-9 #1 SMP Debian"}
+	if v := JudgeProbe(observed("P01-kernel-identity", noTime), node, Secret{Token: "t"}); v.Result != Error {
+		t.Errorf("identical uname, no boot time: %s (%s), want error", v.Result, v.Reason)
+	}
+	other := map[string]string{"bootID": "g-boot", "uname": "4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016", "bootTime": "1700000000"}
+	if v := JudgeProbe(observed("P01-kernel-identity", other), node, Secret{Token: "t"}); v.Result != Blocked {
+		t.Errorf("another uname: %s (%s), want blocked", v.Result, v.Reason)
+	}
+}

@@ -97,6 +97,7 @@ var _ = Describe("kwc conformance", Ordered, ContinueOnFailure, func() {
 						ProbeBin: probeBin, Controls: controls, NonKernel: nonKernel()}
 					if ws != nil {
 						in.Node, in.NodeReference, in.NodeError = nodeOf(ws)
+						in.NodeName = nodeName(ws)
 					}
 					return in
 				})

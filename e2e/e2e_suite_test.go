@@ -54,7 +54,7 @@ var (
 	// apiControls are the API checks' results in this run's misconfigured namespace.
 	apiControls   map[string]verdict.Result
 	apiControlErr error
-	controls      = verdict.Controls{}
+	controls      = verdict.NodeControls{}
 	// suite is set in TestE2E before the tree is built: lanes shape the tree.
 	suite    *framework.Suite
 	fixtures []dockerfiles.Fixture
@@ -186,6 +186,15 @@ func nodeOf(ws target.Workspace) (specs.Node, []verdict.ProbeVerdict, error) {
 		return nil, nil, fmt.Errorf("no node agent holds canaries on node %q", n)
 	}
 	return a, nodeRefs[n], nil
+}
+
+// nodeName is the node a workspace runs on: "" on the docker target, where the
+// harness's host is the one node.
+func nodeName(ws target.Workspace) string {
+	if planted != nil || agents == nil {
+		return ""
+	}
+	return kubetarget.NodeOf(ws)
 }
 
 // nonKernel is the escape spec's cluster questions on the Kubernetes targets.

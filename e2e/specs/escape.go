@@ -40,8 +40,10 @@ type EscapeSpecInput struct {
 	// NodeReference is the probe set's result on the node itself.
 	NodeReference []verdict.ProbeVerdict
 	ProbeBin      []byte
-	// Controls gathers what each control lane proved; controls run before subjects.
-	Controls verdict.Controls
+	// Controls gathers what each control lane proved, per node; controls run before
+	// subjects. NodeName is the node the workspace runs on ("" on docker).
+	Controls verdict.NodeControls
+	NodeName string
 	// NonKernel asks the escape paths that do not cross the kernel (API, kubelet,
 	// Kata's configuration) for this workspace; nil where there is no cluster.
 	NonKernel func(ctx context.Context, ws target.Workspace) []verdict.Finding
@@ -107,9 +109,9 @@ func EscapeSpec(inputGetter func() EscapeSpecInput) {
 		in.Suite.Observed(in.Lane, "escape", "reading the node's state after the lane", err)
 		diff := nodeagent.Diff(before, after)
 		if in.Lane.Role == config.RoleControl {
-			verdict.ControlsFrom(in.Controls, in.Lane.Control, contexts["base"])
+			verdict.ControlsFrom(in.Controls.On(in.NodeName), in.Lane.Control, contexts["base"])
 		}
-		crit := verdict.EscapeCriterion(verdict.EscapeLane{Lane: in.Lane, Contexts: contexts, HostDiff: diff, Controls: in.Controls,
+		crit := verdict.EscapeCriterion(verdict.EscapeLane{Lane: in.Lane, Contexts: contexts, HostDiff: diff, Controls: in.Controls[in.NodeName], NodeName: in.NodeName,
 			Node: verdict.ResultsByID(in.NodeReference), Findings: findings})
 		in.Suite.Record(in.Lane, "escape", crit)
 		framework.ExpectCriterion(in.Lane, "escape", crit)

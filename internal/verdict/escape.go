@@ -231,13 +231,33 @@ func ResultsByID(vs []ProbeVerdict) map[string]Result {
 	return out
 }
 
-// ControlsFrom reads a control lane's probe verdicts.
+// ControlsFrom reads a control lane's probe verdicts. Two controls of one kind that
+// disagree keep the strongest proof (reached > blocked > error > not-applicable), so
+// the order lanes ran in never changes what a control proved.
 func ControlsFrom(into Controls, control string, vs []ProbeVerdict) {
 	for _, v := range vs {
-		if v.Control == control && (into[v.ID] != Reached) {
+		if v.Control != control {
+			continue
+		}
+		if have, ok := into[v.ID]; !ok || controlRank[v.Result] > controlRank[have] {
 			into[v.ID] = v.Result
 		}
 	}
+}
+
+var controlRank = map[Result]int{NotApplicable: 1, Error: 2, Blocked: 3, Reached: 4}
+
+// NodeControls are the controls' proofs per node: a probe reached by a control on one
+// node proves nothing about a workspace on another (a node without the loop canary, a
+// node whose kernel differs).
+type NodeControls map[string]Controls
+
+// On returns the controls of node, made on first use.
+func (n NodeControls) On(node string) Controls {
+	if n[node] == nil {
+		n[node] = Controls{}
+	}
+	return n[node]
 }
 
 // EscapeLane is what the escape criterion of one lane is decided from.
@@ -247,8 +267,10 @@ type EscapeLane struct {
 	Contexts map[string][]ProbeVerdict
 	// HostDiff is what changed on the node while the lane ran.
 	HostDiff []string
-	// Controls says which probes reached their control in this run.
+	// Controls says which probes reached their control in this run, on the lane's
+	// node; NodeName names it ("" on the docker target: the harness's own host).
 	Controls Controls
+	NodeName string
 	// Node is the probe set's result on the node itself: a probe not applicable there
 	// cannot be reached anywhere on this node.
 	Node map[string]Result
@@ -308,8 +330,10 @@ func EscapeCriterion(in EscapeLane) Criterion {
 				// A control that found no primitive the node has is a broken control, not
 				// an absent primitive: it proves nothing.
 				ch.Verdict, ch.Reason = Inconclusive, fmt.Sprintf("%s, but its control %s found the primitive missing while the node has it (%s): the control proves nothing", pv.Result, pv.Control, in.Node[pv.ID])
+			case in.Controls == nil && in.NodeName != "":
+				ch.Verdict, ch.Reason = Inconclusive, fmt.Sprintf("%s, but no control lane ran on node %s, where this lane ran, so this proves nothing", pv.Result, in.NodeName)
 			case in.Controls[pv.ID] != Reached:
-				ch.Verdict, ch.Reason = Inconclusive, fmt.Sprintf("%s, but the probe was not reached in its control %s in this run, so this proves nothing", pv.Result, pv.Control)
+				ch.Verdict, ch.Reason = Inconclusive, fmt.Sprintf("%s, but the probe was not reached in its control %s in this run%s, so this proves nothing", pv.Result, pv.Control, onNode(in.NodeName))
 			case pv.Result == NotApplicable:
 				ch.Verdict, ch.Reason = Skipped, "not applicable: "+pv.Reason
 			default:
@@ -359,6 +383,13 @@ func EscapeCriterion(in EscapeLane) Criterion {
 		c.Verdict, c.Reason = Fail, fmt.Sprintf("the lane is declared %s-isolated but runs on the node's kernel (%s)", in.Lane.Isolation, vmBreach)
 	}
 	return c
+}
+
+func onNode(n string) string {
+	if n == "" {
+		return ""
+	}
+	return " on node " + n
 }
 
 func anyProbePassed(checks []Check) bool {

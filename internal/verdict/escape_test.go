@@ -267,3 +267,38 @@ func TestNodeDiskRule(t *testing.T) {
 		t.Fatalf("a node with no identifiable disk: %+v", v)
 	}
 }
+
+// Issue 11: controls were keyed by probe only, so on a multi-node cluster a control on
+// one node proved the probes for a workspace on another. They are judged per node.
+func TestControlsAreJudgedPerNode(t *testing.T) {
+	all := NodeControls{}
+	ControlsFrom(all.On("node-a"), "C2", []ProbeVerdict{pv("P05-host-process-cmdline", Reached)})
+	in := EscapeLane{Lane: subject(config.IsolationContainer), Contexts: map[string][]ProbeVerdict{"base": {pv("P05-host-process-cmdline", Blocked)}}}
+	in.NodeName, in.Controls = "node-a", all["node-a"]
+	if c := EscapeCriterion(in); c.Verdict != Pass {
+		t.Fatalf("a subject on the control's node: %s %s", c.Verdict, c.Reason)
+	}
+	in.NodeName, in.Controls = "node-b", all["node-b"]
+	if c := EscapeCriterion(in); c.Verdict != Inconclusive || !strings.Contains(c.Checks[0].Reason, "node node-b") {
+		t.Fatalf("a subject on a node where no control ran: %s %+v", c.Verdict, c.Checks)
+	}
+}
+
+// Two controls of one kind that disagree keep the strongest proof, whichever ran last.
+func TestControlsFromIsOrderFree(t *testing.T) {
+	for _, order := range [][]Result{{Reached, Blocked}, {Blocked, Reached}, {NotApplicable, Error, Reached}, {Reached, NotApplicable}} {
+		c := Controls{}
+		for _, r := range order {
+			ControlsFrom(c, "C2", []ProbeVerdict{pv("P05-host-process-cmdline", r)})
+		}
+		if c["P05-host-process-cmdline"] != Reached {
+			t.Errorf("order %v gave %s", order, c["P05-host-process-cmdline"])
+		}
+	}
+	c := Controls{}
+	ControlsFrom(c, "C2", []ProbeVerdict{pv("P05-host-process-cmdline", Blocked)})
+	ControlsFrom(c, "C2", []ProbeVerdict{pv("P05-host-process-cmdline", NotApplicable)})
+	if c["P05-host-process-cmdline"] != Blocked {
+		t.Errorf("blocked then not-applicable gave %s", c["P05-host-process-cmdline"])
+	}
+}

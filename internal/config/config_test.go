@@ -239,13 +239,27 @@ func TestKataValidation(t *testing.T) {
 		"kata: {version: 4.2.0}":    "affected ranges are not published",
 		"kata: {shims: [qemu-snp]}": "", // a known shim that needs hardware is the user's call
 		"lanes: [{name: x, role: subject, runtime: default, capabilities: {add: [CAP_SYS_ADMIN]}}]":             "without CAP_",
-		"lanes: [{name: x, role: subject, runtime: default, seccomp: off}]":                                     "RuntimeDefault or Unconfined",
+		"lanes: [{name: x, role: subject, runtime: default, seccomp: off}]":                                     "RuntimeDefault, Unconfined or Localhost",
 		"lanes: [{name: x, role: subject, runtime: default, capabilities: {drop: [ALL]}, seccomp: Unconfined}]": "",
 		"kata: {version: latest}":      "pin an exact release",
 		"kata: {shims: [acrn]}":        "removed ACRN support in 3.10.0",
 		"kata: {shims: [nosuch]}":      "test other RuntimeClasses as lanes on the cluster target",
 		"kata: {chart: ghcr.io/x/y}":   "oci://",
 		"kata: {imageStore: virtiofs}": "memory or disk",
+		// Lane options that describe real workspaces, each validated.
+		"lanes: [{name: x, role: subject, runtime: default, seccomp: Localhost}]":                                                                                  "needs seccompProfile",
+		"lanes: [{name: x, role: subject, runtime: default, seccompProfile: /p.json}]":                                                                             "goes with seccomp: Localhost",
+		"lanes: [{name: x, role: subject, runtime: default, appArmor: strict}]":                                                                                    "Localhost/<profile>",
+		"lanes: [{name: x, role: subject, runtime: default, appArmor: Localhost/kwc-ws}]":                                                                          "",
+		"lanes: [{name: x, role: subject, runtime: default, runAsUser: -1}]":                                                                                       "an id is 0 or more",
+		"lanes: [{name: x, role: subject, runtime: default, sysctls: {'kernel shm': '1'}}]":                                                                        "not a sysctl name",
+		"lanes: [{name: x, role: subject, runtime: default, labels: {kwc.dev/run: mine}}]":                                                                         "kwc's own label",
+		"lanes: [{name: x, role: subject, runtime: default, podSecurity: loose}]":                                                                                  "privileged, baseline or restricted",
+		"lanes: [{name: x, role: subject, runtime: default, image: quay.io/x/y:1}]":                                                                                "not a 127.0.0.1 reference",
+		"lanes: [{name: x, role: subject, runtime: default, devices: ['/dev/loop0:rwx']}]":                                                                         "letters of rwm",
+		"target: docker\nlanes: [{name: x, role: subject, runtime: default, hostUsers: false}]":                                                                    "run this lane with target kind or cluster",
+		"target: docker\nlanes: [{name: x, role: subject, runtime: default, podSecurity: baseline}]":                                                               "Pod Security admission is Kubernetes'",
+		"target: docker\nlanes: [{name: x, role: subject, runtime: default, devices: [root-disk], readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}]": "",
 	} {
 		p := write(t, "apiVersion: kwc.dev/v1alpha1\nkind: Config\n"+body+"\n")
 		_, err := Load(p, Overrides{})

@@ -101,6 +101,8 @@ type Seccomp string
 const (
 	SeccompRuntimeDefault Seccomp = "RuntimeDefault"
 	SeccompUnconfined     Seccomp = "Unconfined"
+	// SeccompLocalhost takes the profile in the lane's seccompProfile.
+	SeccompLocalhost Seccomp = "Localhost"
 )
 
 // Config is the whole of kwc.yaml.
@@ -227,14 +229,47 @@ type Lane struct {
 	HostIPC    bool    `json:"hostIPC,omitempty"`
 	Network    Network `json:"network,omitempty"`
 	// Storage says where the nested image stores live (docker target; default volume).
-	Storage Storage  `json:"storage,omitempty"`
-	Mounts  []Mount  `json:"mounts,omitempty"`
+	Storage Storage `json:"storage,omitempty"`
+	Mounts  []Mount `json:"mounts,omitempty"`
+	// Devices are host devices passed in, "<path>[:<cgroup permissions>]" (rwm when
+	// none is given), docker target only.
 	Devices []string `json:"devices,omitempty"`
 	// Capabilities are added to or dropped from the runtime's default set (names
 	// without CAP_, as Kubernetes writes them: SYS_ADMIN, DAC_READ_SEARCH).
 	Capabilities Capabilities `json:"capabilities,omitempty"`
-	// Seccomp is RuntimeDefault or Unconfined; empty leaves the runtime's default.
+	// Seccomp is RuntimeDefault, Unconfined or Localhost; empty leaves the runtime's
+	// default.
 	Seccomp Seccomp `json:"seccomp,omitempty"`
+	// SeccompProfile is the Localhost profile: a JSON file the harness reads (docker) or
+	// a path under the kubelet's seccomp folder (Kubernetes).
+	SeccompProfile string `json:"seccompProfile,omitempty"`
+	// AppArmor is RuntimeDefault, Unconfined or Localhost/<profile>; empty leaves the
+	// runtime's default.
+	AppArmor string `json:"appArmor,omitempty"`
+	// AllowPrivilegeEscalation false sets no_new_privs (docker: no-new-privileges);
+	// unset is true, as GitLab's allow_privilege_escalation default is.
+	AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation,omitempty"`
+	// ReadOnlyRootFilesystem makes the root read-only, with scratch tmpfs (memory
+	// emptyDir) at /tmp, /run and /var/tmp.
+	ReadOnlyRootFilesystem bool `json:"readOnlyRootFilesystem,omitempty"`
+	// RunAsUser and RunAsGroup override the image's user (5001) and group.
+	RunAsUser  *int64 `json:"runAsUser,omitempty"`
+	RunAsGroup *int64 `json:"runAsGroup,omitempty"`
+	// HostUsers false runs the pod in a user namespace (Kubernetes only; GitLab's
+	// use_kubernetes_user_namespaces).
+	HostUsers *bool `json:"hostUsers,omitempty"`
+	// Sysctls are namespaced sysctls set for the workspace.
+	Sysctls map[string]string `json:"sysctls,omitempty"`
+	// Annotations and Labels are added to the workspace's pod (docker: container);
+	// GitLab's agent sets both from its configuration. kwc's own labels are kept.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	// PodSecurity is the Pod Security level the lane's namespace enforces (privileged,
+	// baseline, restricted; Kubernetes only).
+	PodSecurity string `json:"podSecurity,omitempty"`
+	// Image is the lane's workspace image instead of images.workspace (a 127.0.0.1
+	// reference or a local name): one without sudo, say.
+	Image string `json:"image,omitempty"`
 	// Criteria lists the criteria measured in this lane (default: all four). Controls
 	// that share the host's namespaces measure only what is safe there: a nested daemon
 	// in the host's network namespace would change the host.

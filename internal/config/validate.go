@@ -58,6 +58,9 @@ func (c *Config) Validate() error {
 		if err := l.Validate(); err != nil {
 			add("%s: %w", where, err)
 		}
+		if err := l.Targeted(c.Target); err != nil {
+			add("%s: %w", where, err)
+		}
 	}
 	for _, ref := range []struct{ field, ref string }{{"images.workspace", c.Images.Workspace}, {"images.workspaceBase", c.Images.WorkspaceBase}} {
 		if err := LocalImageRef(ref.ref); err != nil {
@@ -196,12 +199,54 @@ func (l Lane) Validate() error {
 	}
 	switch l.Seccomp {
 	case "", SeccompRuntimeDefault, SeccompUnconfined:
+		if l.SeccompProfile != "" {
+			add("seccompProfile %q set with seccomp %q: a profile goes with seccomp: Localhost", l.SeccompProfile, l.Seccomp)
+		}
+	case SeccompLocalhost:
+		if l.SeccompProfile == "" {
+			add("seccomp Localhost needs seccompProfile: a JSON profile (docker) or a path under the kubelet's seccomp folder (Kubernetes)")
+		}
 	default:
-		add("seccomp %q: RuntimeDefault or Unconfined", l.Seccomp)
+		add("seccomp %q: RuntimeDefault, Unconfined or Localhost", l.Seccomp)
+	}
+	switch {
+	case l.AppArmor == "", l.AppArmor == "RuntimeDefault", l.AppArmor == "Unconfined":
+	case strings.HasPrefix(l.AppArmor, "Localhost/") && len(l.AppArmor) > len("Localhost/"):
+	default:
+		add("appArmor %q: RuntimeDefault, Unconfined or Localhost/<profile>", l.AppArmor)
+	}
+	for _, id := range []*int64{l.RunAsUser, l.RunAsGroup} {
+		if id != nil && *id < 0 {
+			add("runAsUser/runAsGroup %d: an id is 0 or more", *id)
+		}
+	}
+	for k := range l.Sysctls {
+		if !sysctlName.MatchString(k) {
+			add("sysctls: %q is not a sysctl name (kernel.shm_rmid_forced, net.ipv4.ping_group_range)", k)
+		}
+	}
+	for k := range l.Labels {
+		if strings.HasPrefix(k, "kwc.dev/") || k == "app.kubernetes.io/name" {
+			add("labels: %q is kwc's own label; it names the run and lane and cannot be set", k)
+		}
+	}
+	switch l.PodSecurity {
+	case "", "privileged", "baseline", "restricted":
+	default:
+		add("podSecurity %q: privileged, baseline or restricted", l.PodSecurity)
+	}
+	if l.Image != "" && strings.Contains(strings.SplitN(l.Image, "/", 2)[0], ".") {
+		if err := LocalImageRef(l.Image); err != nil {
+			add("image: %w", err)
+		}
 	}
 	for _, d := range l.Devices {
-		if !strings.HasPrefix(d, "/dev/") {
-			add("devices: %q is not under /dev", d)
+		p, perms, _ := strings.Cut(d, ":")
+		if !strings.HasPrefix(p, "/dev/") && p != DeviceRootDisk {
+			add("devices: %q is not under /dev (or %s, the node's root disk)", d, DeviceRootDisk)
+		}
+		if perms != "" && strings.Trim(perms, "rwm") != "" {
+			add("devices: %q: permissions are letters of rwm", d)
 		}
 	}
 	for _, crit := range l.Criteria {
@@ -217,6 +262,33 @@ func (l Lane) Validate() error {
 		}
 		if v != VerdictPass && v != VerdictFail {
 			add("expect[%s] %q: expect pass or fail", crit, v)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DeviceRootDisk names, in a lane's devices, the block device of the node's root
+// filesystem, whatever it is called on this host.
+const DeviceRootDisk = "root-disk"
+
+var sysctlName = regexp.MustCompile(`^[a-z0-9_]+(\.[a-zA-Z0-9_*-]+)+$`)
+
+// Targeted refuses lane options that the target cannot express, saying where they
+// can run: a lane that silently lost its setting would be judged as another lane.
+func (l Lane) Targeted(t Target) error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	switch t {
+	case TargetDocker:
+		if l.HostUsers != nil && !*l.HostUsers {
+			add("hostUsers: false: Docker runs no per-container user namespace; run this lane with target kind or cluster")
+		}
+		if l.PodSecurity != "" {
+			add("podSecurity %s: Pod Security admission is Kubernetes'; run this lane with target kind or cluster", l.PodSecurity)
+		}
+	default:
+		if len(l.Devices) > 0 {
+			add("devices %v: Kubernetes pods get devices through device plugins or privileged, not a device list; run this lane with target docker", l.Devices)
 		}
 	}
 	return errors.Join(errs...)

@@ -7,7 +7,9 @@ package kubeworkspace
 
 import (
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -83,7 +85,7 @@ func Build(o Options) (Objects, error) {
 	ns := Namespace(o.RunID, l.Name)
 	labels := map[string]string{target.LabelRun: o.RunID, target.LabelLane: l.Name}
 	podLabels := map[string]string{"app.kubernetes.io/name": "kwc-workspace", target.LabelRun: o.RunID, target.LabelLane: l.Name}
-	yes, no := true, false
+	no := false
 	uid := int64(UID)
 	fsGroup := int64(0)
 	onRootMismatch := corev1.FSGroupChangeOnRootMismatch
@@ -118,18 +120,38 @@ func Build(o Options) (Objects, error) {
 		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: m.Target, ReadOnly: m.ReadOnly})
 	}
 
+	if l.RunAsUser != nil {
+		uid = *l.RunAsUser
+	}
+	// GitLab's allow_privilege_escalation defaults to true, and so does a lane.
+	escalate := l.AllowPrivilegeEscalation == nil || *l.AllowPrivilegeEscalation
+	if l.ReadOnlyRootFilesystem {
+		// Scratch where a read-only workspace still needs to write, in memory.
+		for i, dir := range []string{"/tmp", "/run", "/var/tmp"} {
+			name := fmt.Sprintf("scratch-%d", i)
+			volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}})
+			mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: dir})
+		}
+	}
+	image := o.Image
+	if l.Image != "" {
+		image = l.Image
+	}
 	container := corev1.Container{
 		Name:            ContainerName,
-		Image:           o.Image,
+		Image:           image,
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Command:         []string{"sleep", "infinity"},
 		SecurityContext: &corev1.SecurityContext{
-			AllowPrivilegeEscalation: &yes,
+			AllowPrivilegeEscalation: &escalate,
 			Privileged:               &l.Privileged,
-			RunAsNonRoot:             &yes,
+			RunAsNonRoot:             ptr.To(uid != 0),
 			RunAsUser:                &uid,
+			RunAsGroup:               l.RunAsGroup,
+			ReadOnlyRootFilesystem:   ptr.To(l.ReadOnlyRootFilesystem),
 			Capabilities:             capabilities(l.Capabilities),
-			SeccompProfile:           seccompProfile(l.Seccomp),
+			SeccompProfile:           seccompProfile(l.Seccomp, l.SeccompProfile),
+			AppArmorProfile:          appArmorProfile(l.AppArmor),
 		},
 		VolumeMounts: mounts,
 		Resources: corev1.ResourceRequirements{
@@ -140,19 +162,31 @@ func Build(o Options) (Objects, error) {
 	if len(l.Devices) > 0 {
 		return Objects{}, fmt.Errorf("lane %s: devices %v: Kubernetes pods get devices through device plugins or privileged, not a device list", l.Name, l.Devices)
 	}
+	for k, v := range l.Labels {
+		if _, own := podLabels[k]; !own {
+			podLabels[k] = v
+		}
+	}
+	var sysctls []corev1.Sysctl
+	for _, k := range slices.Sorted(maps.Keys(l.Sysctls)) {
+		sysctls = append(sysctls, corev1.Sysctl{Name: k, Value: l.Sysctls[k]})
+	}
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "workspace", Namespace: ns, Labels: podLabels},
+		ObjectMeta: metav1.ObjectMeta{Name: "workspace", Namespace: ns, Labels: podLabels, Annotations: l.Annotations},
 		Spec: corev1.PodSpec{
 			ServiceAccountName:           ServiceAccount,
 			AutomountServiceAccountToken: &no,
 			HostPID:                      l.HostPID,
 			HostIPC:                      l.HostIPC,
 			HostNetwork:                  l.Network == config.NetworkHost,
+			HostUsers:                    l.HostUsers,
 			SecurityContext: &corev1.PodSecurityContext{
-				RunAsNonRoot:        &yes,
+				RunAsNonRoot:        ptr.To(uid != 0),
 				RunAsUser:           &uid,
+				RunAsGroup:          l.RunAsGroup,
 				FSGroup:             &fsGroup,
 				FSGroupChangePolicy: &onRootMismatch,
+				Sysctls:             sysctls,
 			},
 			Containers:    []corev1.Container{container},
 			Volumes:       volumes,
@@ -190,8 +224,14 @@ func Build(o Options) (Objects, error) {
 			corev1.ResourcePods: resource.MustParse("1"),
 		}},
 	}
+	nsLabels := maps.Clone(labels)
+	if l.PodSecurity != "" {
+		// The level Pod Security admission enforces on the workspace's namespace, as a
+		// platform team labels workspace namespaces.
+		nsLabels["pod-security.kubernetes.io/enforce"] = l.PodSecurity
+	}
 	objs := Objects{
-		Namespace:      &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}},
+		Namespace:      &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: nsLabels}},
 		ServiceAccount: &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: ServiceAccount, Namespace: ns, Labels: labels}, AutomountServiceAccountToken: &no},
 		ResourceQuota:  quota,
 		Pod:            pod,
@@ -245,12 +285,27 @@ func capabilities(c config.Capabilities) *corev1.Capabilities {
 
 // seccompProfile is the lane's seccomp profile; nil (the runtime's and kubelet's
 // default, as GitLab's pods leave it) unless the lane names one.
-func seccompProfile(s config.Seccomp) *corev1.SeccompProfile {
+func seccompProfile(s config.Seccomp, localhost string) *corev1.SeccompProfile {
 	switch s {
 	case config.SeccompUnconfined:
 		return &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}
 	case config.SeccompRuntimeDefault:
 		return &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+	case config.SeccompLocalhost:
+		return &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To(localhost)}
+	}
+	return nil
+}
+
+// appArmorProfile is the lane's AppArmor profile; nil leaves the runtime's default.
+func appArmorProfile(a string) *corev1.AppArmorProfile {
+	switch {
+	case a == "Unconfined":
+		return &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeUnconfined}
+	case a == "RuntimeDefault":
+		return &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeRuntimeDefault}
+	case strings.HasPrefix(a, "Localhost/"):
+		return &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeLocalhost, LocalhostProfile: ptr.To(strings.TrimPrefix(a, "Localhost/"))}
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
+	"golang.org/x/sys/unix"
 
 	"kwc.dev/kwc/internal/capability"
 	"kwc.dev/kwc/internal/config"
@@ -123,20 +124,36 @@ func (t *Target) StartWorkspace(ctx context.Context, lane config.Lane) (target.W
 	if err != nil {
 		return nil, err
 	}
-	labels := map[string]string{target.LabelRun: t.runID, target.LabelLane: lane.Name}
+	if len(lane.Annotations) > 0 {
+		// Engines before API 1.43 drop annotations without a word: the lane would run
+		// as another lane than the one it names.
+		if v := t.cli.ClientVersion(); versionLess(v, "1.43") {
+			return nil, fmt.Errorf("lane %s: annotations need engine API 1.43 or later, this engine speaks %s and would drop them; run the lane on a newer engine or on target kind or cluster", lane.Name, v)
+		}
+	}
+	labels := map[string]string{}
+	for k, v := range lane.Labels {
+		labels[k] = v
+	}
+	labels[target.LabelRun], labels[target.LabelLane] = t.runID, lane.Name
+	image := t.image
+	if lane.Image != "" {
+		image = lane.Image
+	}
 	name := t.containerName(lane.Name)
 	created, err := t.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{
-			Image:    t.image,
+			Image:    image,
 			Hostname: "workspace",
 			Labels:   labels,
+			User:     userSpec(lane),
 		},
 		HostConfig: hc,
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "No such image") {
-			return nil, fmt.Errorf("lane %s: workspace image %s is not in the engine: %w\n  fix: let the suite build it (it does unless told otherwise) or build dockerfiles/workspace yourself", lane.Name, t.image, err)
+			return nil, fmt.Errorf("lane %s: workspace image %s is not in the engine: %w\n  fix: let the suite build it (it does unless told otherwise) or build dockerfiles/workspace yourself; a lane's own image must be in the engine already", lane.Name, image, err)
 		}
 		return nil, fmt.Errorf("lane %s: creating workspace container: %w", lane.Name, err)
 	}
@@ -168,8 +185,22 @@ func (t *Target) hostConfig(lane config.Lane) (*container.HostConfig, error) {
 		CapAdd:      lane.Capabilities.Add,
 		CapDrop:     lane.Capabilities.Drop,
 	}
-	if lane.Seccomp == config.SeccompUnconfined {
-		hc.SecurityOpt = append(hc.SecurityOpt, "seccomp=unconfined")
+	opts, err := securityOpts(lane)
+	if err != nil {
+		return nil, fmt.Errorf("lane %s: %w", lane.Name, err)
+	}
+	hc.SecurityOpt = opts
+	if len(lane.Sysctls) > 0 {
+		hc.Sysctls = lane.Sysctls
+	}
+	if len(lane.Annotations) > 0 {
+		hc.Annotations = lane.Annotations
+	}
+	if lane.ReadOnlyRootFilesystem {
+		// Scratch where a read-only workspace still needs to write (sudo's timestamps,
+		// the nested daemon's sockets, the probe's copy of itself), exec for the probe.
+		hc.ReadonlyRootfs = true
+		hc.Tmpfs = map[string]string{"/tmp": "rw,exec,mode=1777", "/run": "rw,exec,mode=0755", "/var/tmp": "rw,exec,mode=1777"}
 	}
 	// Image stores never live on the container's own rootfs: on engine volumes, or on
 	// tmpfs mounted exec for a sandboxed runtime (Docker's --tmpfs default is noexec,
@@ -214,9 +245,97 @@ func (t *Target) hostConfig(lane config.Lane) (*container.HostConfig, error) {
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	for _, d := range lane.Devices {
-		hc.Devices = append(hc.Devices, container.DeviceMapping{PathOnHost: d, PathInContainer: d, CgroupPermissions: "rwm"})
+		dev, perms, _ := strings.Cut(d, ":")
+		if perms == "" {
+			perms = "rwm"
+		}
+		if dev == config.DeviceRootDisk {
+			p, err := rootDisk()
+			if err != nil {
+				return nil, fmt.Errorf("lane %s: devices: %w", lane.Name, err)
+			}
+			dev = p
+		}
+		hc.Devices = append(hc.Devices, container.DeviceMapping{PathOnHost: dev, PathInContainer: dev, CgroupPermissions: perms})
 	}
 	return hc, nil
+}
+
+// securityOpts are the lane's seccomp, AppArmor and no-new-privileges settings as the
+// engine takes them; RuntimeDefault and empty leave the engine's own default.
+func securityOpts(lane config.Lane) ([]string, error) {
+	var out []string
+	switch lane.Seccomp {
+	case config.SeccompUnconfined:
+		out = append(out, "seccomp=unconfined")
+	case config.SeccompLocalhost:
+		// The engine takes the profile's content, not a path (the CLI reads the file).
+		b, err := os.ReadFile(lane.SeccompProfile)
+		if err != nil {
+			return nil, fmt.Errorf("reading seccompProfile: %w", err)
+		}
+		out = append(out, "seccomp="+string(b))
+	}
+	switch {
+	case lane.AppArmor == "Unconfined":
+		out = append(out, "apparmor=unconfined")
+	case strings.HasPrefix(lane.AppArmor, "Localhost/"):
+		out = append(out, "apparmor="+strings.TrimPrefix(lane.AppArmor, "Localhost/"))
+	}
+	if lane.AllowPrivilegeEscalation != nil && !*lane.AllowPrivilegeEscalation {
+		out = append(out, "no-new-privileges:true")
+	}
+	return out, nil
+}
+
+// userSpec is the lane's uid[:gid], or "" for the image's own user.
+func userSpec(lane config.Lane) string {
+	switch {
+	case lane.RunAsUser != nil && lane.RunAsGroup != nil:
+		return fmt.Sprintf("%d:%d", *lane.RunAsUser, *lane.RunAsGroup)
+	case lane.RunAsUser != nil:
+		return strconv.FormatInt(*lane.RunAsUser, 10)
+	case lane.RunAsGroup != nil:
+		return fmt.Sprintf("5001:%d", *lane.RunAsGroup)
+	}
+	return ""
+}
+
+// rootDisk is the block device the host's root filesystem is on, by its number.
+func rootDisk() (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/", &st); err != nil {
+		return "", err
+	}
+	num := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	uevent, err := os.ReadFile("/sys/dev/block/" + num + "/uevent")
+	if err != nil {
+		return "", fmt.Errorf("the root filesystem (%s) is not on a block device this host lists: %w", num, err)
+	}
+	for _, l := range strings.Split(string(uevent), "\n") {
+		if v, ok := strings.CutPrefix(l, "DEVNAME="); ok {
+			return "/dev/" + v, nil
+		}
+	}
+	return "", fmt.Errorf("block device %s has no name in sysfs", num)
+}
+
+// versionLess compares dotted API versions ("1.41" < "1.43").
+func versionLess(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < max(len(as), len(bs)); i++ {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
 }
 
 // EngineIdentity is the engine's ID and, for a local unix socket, its path: what the

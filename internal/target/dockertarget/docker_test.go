@@ -2,6 +2,7 @@ package dockertarget
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -90,5 +91,54 @@ func TestCapabilitiesAndSeccomp(t *testing.T) {
 	hc, _ = tg.hostConfig(plain)
 	if len(hc.CapAdd)+len(hc.CapDrop)+len(hc.SecurityOpt) != 0 {
 		t.Fatalf("a lane that says nothing changed the defaults: %v %v %v", hc.CapAdd, hc.CapDrop, hc.SecurityOpt)
+	}
+}
+
+// Issue 11: a lane could not say what real workspace pods set. Each option reaches the
+// engine as the lane says it.
+func TestLaneSecurityOptionsReachTheEngine(t *testing.T) {
+	tg := &Target{runID: "abcdef"}
+	profile := filepath.Join(t.TempDir(), "profile.json")
+	if err := os.WriteFile(profile, []byte(`{"defaultAction":"SCMP_ACT_ALLOW"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	no, uid, gid := false, int64(1234), int64(99)
+	l := config.Lane{Name: "hardened", Role: config.RoleSubject, Runtime: DefaultRuntime,
+		Seccomp: config.SeccompLocalhost, SeccompProfile: profile, AppArmor: "Localhost/kwc-ws",
+		AllowPrivilegeEscalation: &no, ReadOnlyRootFilesystem: true, RunAsUser: &uid, RunAsGroup: &gid,
+		Sysctls: map[string]string{"kernel.shm_rmid_forced": "1"}, Devices: []string{"/dev/loop0:r"}}
+	l.Default()
+	hc, err := tg.hostConfig(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`seccomp={"defaultAction":"SCMP_ACT_ALLOW"}`, "apparmor=kwc-ws", "no-new-privileges:true"} {
+		if !slices.Contains(hc.SecurityOpt, want) {
+			t.Errorf("securityOpt %v lacks %s", hc.SecurityOpt, want)
+		}
+	}
+	if !hc.ReadonlyRootfs || hc.Tmpfs["/tmp"] == "" || hc.Tmpfs["/run"] == "" || !strings.Contains(hc.Tmpfs["/tmp"], "exec") {
+		t.Errorf("read-only root: %v, scratch %v", hc.ReadonlyRootfs, hc.Tmpfs)
+	}
+	if hc.Sysctls["kernel.shm_rmid_forced"] != "1" {
+		t.Errorf("sysctls %v", hc.Sysctls)
+	}
+	if len(hc.Devices) != 1 || hc.Devices[0].CgroupPermissions != "r" || hc.Devices[0].PathOnHost != "/dev/loop0" {
+		t.Errorf("devices %+v", hc.Devices)
+	}
+	if u := userSpec(l); u != "1234:99" {
+		t.Errorf("user %q", u)
+	}
+	l.Seccomp, l.SeccompProfile = config.SeccompLocalhost, filepath.Join(t.TempDir(), "missing.json")
+	if _, err := tg.hostConfig(l); err == nil || !strings.Contains(err.Error(), "seccompProfile") {
+		t.Errorf("a missing profile: %v", err)
+	}
+	// The node's root disk, named whatever this host calls it.
+	disk, err := rootDisk()
+	if err != nil || !strings.HasPrefix(disk, "/dev/") {
+		t.Fatalf("root disk %q: %v", disk, err)
+	}
+	if !versionLess("1.41", "1.43") || versionLess("1.43", "1.43") || versionLess("1.50", "1.43") {
+		t.Error("versionLess")
 	}
 }

@@ -143,3 +143,48 @@ func TestCapabilitiesAndSeccompReachThePod(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+// Issue 11: the lane options that describe real workspace pods reach the pod and its
+// namespace as the lane says them.
+func TestLaneSecurityOptionsReachThePod(t *testing.T) {
+	no, uid := false, int64(0)
+	l := config.Lane{Name: "hardened", Role: config.RoleSubject, Runtime: "kata-qemu",
+		Seccomp: config.SeccompLocalhost, SeccompProfile: "profiles/ws.json", AppArmor: "Unconfined",
+		AllowPrivilegeEscalation: &no, ReadOnlyRootFilesystem: true, RunAsUser: &uid, HostUsers: &no,
+		Sysctls: map[string]string{"kernel.shm_rmid_forced": "1"}, Annotations: map[string]string{"io.katacontainers.config.hypervisor.kernel_params": "x"},
+		Labels: map[string]string{"team": "dev"}, PodSecurity: "baseline", Image: "127.0.0.1/own/ws:1"}
+	l.Default()
+	objs, err := Build(Options{RunID: "abcdef", Lane: l, Image: "127.0.0.1/kwc/workspace:x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, c := objs.Pod, objs.Pod.Spec.Containers[0]
+	sc := c.SecurityContext
+	switch {
+	case *sc.AllowPrivilegeEscalation, !*sc.ReadOnlyRootFilesystem, *sc.RunAsNonRoot, *sc.RunAsUser != 0:
+		t.Errorf("security context %+v", sc)
+	case sc.SeccompProfile == nil || *sc.SeccompProfile.LocalhostProfile != "profiles/ws.json":
+		t.Errorf("seccomp %+v", sc.SeccompProfile)
+	case sc.AppArmorProfile == nil || sc.AppArmorProfile.Type != "Unconfined":
+		t.Errorf("apparmor %+v", sc.AppArmorProfile)
+	case pod.Spec.HostUsers == nil || *pod.Spec.HostUsers:
+		t.Error("hostUsers false did not reach the pod")
+	case len(pod.Spec.SecurityContext.Sysctls) != 1, pod.Annotations["io.katacontainers.config.hypervisor.kernel_params"] != "x":
+		t.Errorf("sysctls %v annotations %v", pod.Spec.SecurityContext.Sysctls, pod.Annotations)
+	case pod.Labels["team"] != "dev" || pod.Labels["app.kubernetes.io/name"] != "kwc-workspace":
+		t.Errorf("labels %v", pod.Labels)
+	case objs.Namespace.Labels["pod-security.kubernetes.io/enforce"] != "baseline":
+		t.Errorf("namespace labels %v", objs.Namespace.Labels)
+	case c.Image != "127.0.0.1/own/ws:1":
+		t.Errorf("image %s", c.Image)
+	}
+	scratch := 0
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == "/tmp" || m.MountPath == "/run" || m.MountPath == "/var/tmp" {
+			scratch++
+		}
+	}
+	if scratch != 3 {
+		t.Errorf("a read-only root needs scratch at /tmp, /run, /var/tmp: %v", c.VolumeMounts)
+	}
+}

@@ -276,13 +276,7 @@ func kernelLog(_ context.Context, s probespec.Spec, o *obs) {
 	} else {
 		o.logf("syslog(READ_ALL): %d kernel log lines", markerLines(o, text, s.Marker))
 	}
-	ms, err := mounts()
-	if err != nil {
-		o.logf("reading mountinfo: %v", err)
-	}
-	w := newWalker(s)
-	nodes := devNodes(deviceRoots(ms), w)
-	w.report(o, "dev")
+	nodes := discoverDevNodes(s, o)
 	o.fact("hostCharDevices", notableCharDevices(nodes))
 	for _, nd := range nodes {
 		if nd.block || nd.rdev != kmsgRdev {

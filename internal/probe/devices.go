@@ -98,13 +98,7 @@ func blockDeviceCanary(_ context.Context, s probespec.Spec, o *obs) {
 		}
 		o.fact("blockDevices", strings.Join(names, " "))
 	}
-	ms, err := mounts()
-	if err != nil {
-		o.logf("reading mountinfo: %v", err)
-	}
-	w := newWalker(s)
-	nodes := devNodes(deviceRoots(ms), w)
-	w.report(o, "dev")
+	nodes := discoverDevNodes(s, o)
 	read := 0
 	for _, n := range nodes {
 		if !n.block {

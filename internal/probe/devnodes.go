@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"kwc.dev/kwc/internal/probespec"
 )
 
 // devNode is a device node found in a device root, known by its number: a node is
@@ -56,6 +58,19 @@ func devNodes(roots []string, w *walker) []devNode {
 		})
 	}
 	return out
+}
+
+// discoverDevNodes is every device node in every device root the workspace has,
+// within the spec's bounds; the walk is recorded in the probe's facts.
+func discoverDevNodes(s probespec.Spec, o *obs) []devNode {
+	ms, err := mounts()
+	if err != nil {
+		o.logf("reading mountinfo: %v", err)
+	}
+	w := newWalker(s)
+	nodes := devNodes(deviceRoots(ms), w)
+	w.report(o, "dev")
+	return nodes
 }
 
 // hostCharDevices are character devices that lead into the kernel or the host: having

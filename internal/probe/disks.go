@@ -74,13 +74,7 @@ func NodeDiskIDs() (ids []string, blank []string, err error) {
 // can open, in every device root; the harness compares the hashes with the node's
 // disks. It never reads past diskIDBytes and never writes.
 func hostDiskIdentity(_ context.Context, s probespec.Spec, o *obs) {
-	ms, err := mounts()
-	if err != nil {
-		o.logf("reading mountinfo: %v", err)
-	}
-	w := newWalker(s)
-	nodes := devNodes(deviceRoots(ms), w)
-	w.report(o, "dev")
+	nodes := discoverDevNodes(s, o)
 	denied, blocks := 0, 0
 	for _, n := range nodes {
 		if !n.block {

@@ -24,6 +24,10 @@ import (
 	"kwc.dev/kwc/internal/nodeagent"
 )
 
+// nodeRW is where the DaemonSet mounts the node's root writable: the agent plants a
+// folder canary in each host folder workspaces get mounted most often, and removes it.
+const nodeRW = "/node-rw"
+
 func statePath(run string) string {
 	return filepath.Join(nodeagent.CanaryRoot, "agent-"+run+".json")
 }
@@ -71,7 +75,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "kwc-agent: reading the held canaries: %v\n", err)
 			os.Exit(1)
 		}
-		printJSON(nodeagent.CheckCanaries(h.S, h.T, h.I, true))
+		printJSON(nodeagent.CheckCanaries(h, true))
 	default:
 		fmt.Fprintf(os.Stderr, "kwc-agent: unknown command %q\n", os.Args[1])
 		os.Exit(2)
@@ -98,7 +102,8 @@ func printJSON(v any) {
 func hold(run, socket string, probeTimeout time.Duration) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	p, err := nodeagent.Plant(nodeagent.Options{RunID: run, ContainerdSockets: []string{socket}, ProbeTimeout: probeTimeout, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	p, err := nodeagent.Plant(nodeagent.Options{RunID: run, ContainerdSockets: []string{socket}, ProbeTimeout: probeTimeout,
+		Folders: nodeagent.HostFolders, NodeRoot: nodeRW, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	if err != nil {
 		return err
 	}

@@ -58,6 +58,10 @@ type Options struct {
 	// harness owns; none where the agent runs in a container and cannot write the
 	// node's root).
 	Folders []string
+	// NodeRoot is where the node's root filesystem is mounted writable in the agent
+	// ("" when the agent runs on the node itself, as on the docker target): folder
+	// canaries go to NodeRoot+folder, and the probes are told the node's own path.
+	NodeRoot string
 	// ProbeTimeout caps each probe's own timeout (config probes.timeout); 0 means
 	// DefaultProbeTimeout.
 	ProbeTimeout time.Duration
@@ -74,9 +78,11 @@ type Planted struct {
 	token   string
 	facts   map[string]string
 	planted []string // what was planted, for the report
-	undo    []func() error
-	mu      sync.Mutex
-	removed bool
+	// nodeRoot is Options.NodeRoot: where the agent reaches the node's folders.
+	nodeRoot string
+	undo     []func() error
+	mu       sync.Mutex
+	removed  bool
 }
 
 // ProcessEnv is the environment variable that marks the canary process (and anything
@@ -121,7 +127,7 @@ func Plant(o Options) (*Planted, error) {
 	if _, err := rand.Read(tok); err != nil {
 		return nil, err
 	}
-	p := &Planted{token: hex.EncodeToString(tok)}
+	p := &Planted{token: hex.EncodeToString(tok), nodeRoot: o.NodeRoot}
 	marker := Marker(o.RunID)
 	content := Content(o.RunID, p.token)
 	p.spec = probespec.Spec{
@@ -249,10 +255,12 @@ func (p *Planted) plantFile(content string) error {
 func (p *Planted) plantFolderFiles(folders []string, content string) error {
 	var errs []error
 	for _, dir := range folders {
-		if st, err := os.Lstat(dir); err != nil || !st.IsDir() {
+		// The probes are told the node's path; the agent writes through its mount.
+		nodePath := filepath.Join(dir, FolderCanaryName(p.spec.RunID))
+		path := filepath.Join(p.nodeRoot, nodePath)
+		if st, err := os.Lstat(filepath.Dir(path)); err != nil || !st.IsDir() {
 			continue
 		}
-		path := filepath.Join(dir, FolderCanaryName(p.spec.RunID))
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 		if err != nil {
 			errs = append(errs, err)
@@ -267,7 +275,7 @@ func (p *Planted) plantFolderFiles(folders []string, content string) error {
 			errs = append(errs, werr)
 			continue
 		}
-		p.spec.FolderCanaries = append(p.spec.FolderCanaries, path)
+		p.spec.FolderCanaries = append(p.spec.FolderCanaries, nodePath)
 	}
 	return errors.Join(errs...)
 }
@@ -509,11 +517,13 @@ type Held struct {
 	F map[string]string `json:"facts"`
 	T string            `json:"token"`
 	I []string          `json:"inventory"`
+	// R is where the agent reaches the node's root (Options.NodeRoot).
+	R string `json:"nodeRoot,omitempty"`
 }
 
 // HeldFrom records a Planted for the harness.
 func HeldFrom(p *Planted) Held {
-	return Held{S: p.Spec(), F: p.Facts(), T: p.Token(), I: p.Inventory()}
+	return Held{S: p.Spec(), F: p.Facts(), T: p.Token(), I: p.Inventory(), R: p.nodeRoot}
 }
 
 func (h Held) Spec() probespec.Spec     { return h.S }

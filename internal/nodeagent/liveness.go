@@ -34,12 +34,13 @@ type Liveness struct {
 // CheckCanaries confirms each canary the inventory says was planted, from where the
 // agent runs (the host, or the agent's pod with the node's PID, network and IPC
 // namespaces). With revive, a kernel-log line that aged out is written again.
-func CheckCanaries(spec probespec.Spec, token string, inventory []string, revive bool) Liveness {
+func CheckCanaries(h Held, revive bool) Liveness {
+	spec, token, inventory := h.S, h.T, h.I
 	l := Liveness{Dead: map[string]string{}, Facts: probe.KernelFacts()}
 	content := spec.Marker + ":" + token
 	checks := map[string]func() error{
 		probespec.CanaryFile:        func() error { return holds(spec.CanaryPath, content) },
-		probespec.CanaryFolderFiles: func() error { return foldersHold(spec.FolderCanaries, content) },
+		probespec.CanaryFolderFiles: func() error { return foldersHold(h.R, spec.FolderCanaries, content) },
 		probespec.CanaryProcess:     func() error { return processAlive(content) },
 		probespec.CanaryLoopback: func() error {
 			return answers("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(spec.LoopbackPort)), token)
@@ -81,10 +82,10 @@ func holds(path, content string) error {
 	return nil
 }
 
-func foldersHold(paths []string, content string) error {
+func foldersHold(nodeRoot string, paths []string, content string) error {
 	var gone []string
 	for _, p := range paths {
-		if err := holds(p, content); err != nil {
+		if err := holds(filepath.Join(nodeRoot, p), content); err != nil {
 			gone = append(gone, err.Error())
 		}
 	}
@@ -207,7 +208,7 @@ func loopHolds(rdev, content string) error {
 
 // Alive confirms this run's canaries from the harness's host (docker target).
 func (p *Planted) Alive(context.Context) (Liveness, error) {
-	return CheckCanaries(p.spec, p.token, p.planted, true), nil
+	return CheckCanaries(HeldFrom(p), true), nil
 }
 
 // LaneFacts are the node facts a lane is judged against: the facts recorded when the

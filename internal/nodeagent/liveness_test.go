@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,4 +83,42 @@ func pidsWith(t *testing.T, content string) []int {
 		t.Fatal("no canary process found")
 	}
 	return out
+}
+
+// Issue 11: on Kubernetes nodes the agent planted no folder canaries (it saw the
+// node's root read-only), so a workspace with a host /etc or /home passed. The agent
+// now writes through a writable mount of the node's root and tells the probes the
+// node's own path.
+func TestFolderCanariesThroughTheNodeRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the node agent test needs root (make test runs as root)")
+	}
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Plant(Options{RunID: runid.New(), Folders: []string{"/etc", "/absent"}, NodeRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Remove()
+	want := filepath.Join("/etc", FolderCanaryName(p.Spec().RunID))
+	if got := p.Spec().FolderCanaries; len(got) != 1 || got[0] != want {
+		t.Fatalf("the probes must be told the node's path %s, got %v", want, got)
+	}
+	if _, err := os.Stat(filepath.Join(root, want)); err != nil {
+		t.Fatalf("the canary is not under the node root: %v", err)
+	}
+	if _, err := os.Stat(want); err == nil {
+		t.Fatalf("the canary went to the agent's own %s", want)
+	}
+	if l, _ := p.Alive(context.Background()); l.Dead[probespec.CanaryFolderFiles] != "" {
+		t.Fatalf("liveness must read the folder canary through the node root: %v", l.Dead)
+	}
+	if err := os.Remove(filepath.Join(root, want)); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := p.Alive(context.Background()); l.Dead[probespec.CanaryFolderFiles] == "" {
+		t.Fatal("a removed folder canary must be seen as gone")
+	}
 }

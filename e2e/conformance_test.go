@@ -18,9 +18,11 @@ import (
 	"kwc.dev/kwc/internal/target"
 )
 
-// Ordered: lanes run as listed, controls first, because a subject's escape verdict
-// rests on what the controls proved in this run; Ginkgo would otherwise shuffle them.
-var _ = Describe("kwc conformance", Ordered, ContinueOnFailure, func() {
+// Lanes only observe and are independent of each other: the escape verdicts, which
+// rest on what the controls proved, are judged after every lane has run
+// (ReportAfterSuite), so lanes may run in any order and in parallel processes. Each
+// lane is Ordered: its specs share its workspace.
+var _ = Describe("kwc conformance", func() {
 	for _, lane := range suite.Lanes {
 		for _, c := range lane.Criteria {
 			if !framework.Selected(framework.LaneLabel(lane.Name), c) {
@@ -94,7 +96,7 @@ var _ = Describe("kwc conformance", Ordered, ContinueOnFailure, func() {
 			if lane.Measures(framework.LabelEscape) {
 				specs.EscapeSpec(func() specs.EscapeSpecInput {
 					in := specs.EscapeSpecInput{Suite: suite, Lane: lane, Workspace: ws, Tools: tools,
-						ProbeBin: probeBin, Controls: controls, NonKernel: nonKernel()}
+						ProbeBin: probeBin, NonKernel: nonKernel()}
 					if ws != nil {
 						in.Node, in.NodeReference, in.NodeError = nodeOf(ws)
 						in.NodeName = nodeName(ws)

@@ -54,7 +54,6 @@ var (
 	// apiControls are the API checks' results in this run's misconfigured namespace.
 	apiControls   map[string]verdict.Result
 	apiControlErr error
-	controls      = verdict.NodeControls{}
 	// suite is set in TestE2E before the tree is built: lanes shape the tree.
 	suite    *framework.Suite
 	fixtures []dockerfiles.Fixture
@@ -308,12 +307,16 @@ var _ = ReportAfterSuite("kwc conformance report", func(r Report) {
 	if !r.SuiteSucceeded && len(r.SpecialSuiteFailureReasons) > 0 {
 		suite.Recorder.SetRunError(r.SpecialSuiteFailureReasons[0])
 	}
-	suite.Failed = !r.SuiteSucceeded
+	// The judge: every escape verdict from every lane's observation, now that all
+	// lanes have run.
+	missed := suite.JudgeEscape(suite.Lanes)
+	suite.Failed = !r.SuiteSucceeded || len(missed) > 0
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := suite.Finish(ctx)
 	report.Matrix(os.Stdout, c)
 	Expect(err).NotTo(HaveOccurred())
+	Expect(missed).To(BeEmpty(), "escape verdicts judged after every lane")
 })
 
 // cfgTimeout reads an interval at tree-construction time, when the config is loaded.

@@ -20,7 +20,8 @@ commands:
               every probe reaches its control and nothing in the VM
   cleanup     remove containers and canaries an interrupted run left behind
   gate        --policy FILE [--baseline REPORT] [REPORT]: exit 0 or 1 with the reasons
-  report      [--check-browser] [REPORT]: render summary.md, index.html, junit.xml again
+  report      [--rejudge] [--check-browser] [REPORT]: render summary.md, index.html,
+              junit.xml again (--rejudge: decide escape again from the observations)
   config      defaults | validate FILE
 `
 

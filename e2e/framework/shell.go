@@ -111,12 +111,20 @@ const MaxEvidence = 4000
 // Record stores a criterion: full evidence of non-passing checks as artifacts, trimmed
 // evidence inline, and a report entry for Ginkgo's own reports.
 func (s *Suite) Record(lane config.Lane, criterion string, c verdict.Criterion) {
+	c = s.store(lane.Name, criterion, c)
+	ginkgo.AddReportEntry(lane.Name+"/"+criterion, fmt.Sprintf("%s %s", c.Verdict, c.Reason))
+}
+
+// store redacts a criterion, writes the full evidence of its non-passing checks as
+// artifacts, trims what stays inline and records it. It needs no running spec, so the
+// judge uses it in the report phase.
+func (s *Suite) store(lane, criterion string, c verdict.Criterion) verdict.Criterion {
 	c.Reason = s.Redact(c.Reason)
 	for i := range c.Checks {
 		ch := &c.Checks[i]
 		ch.Evidence, ch.Reason = s.Redact(ch.Evidence), s.Redact(ch.Reason)
 		if ch.Verdict != verdict.Pass && len(ch.Evidence) > 0 {
-			if art := s.WriteArtifact(filepath.Join(lane.Name, criterion, safeName(ch.ID)+".txt"), ch.Evidence); art != "" {
+			if art := s.WriteArtifact(filepath.Join(lane, criterion, safeName(ch.ID)+".txt"), ch.Evidence); art != "" {
 				ch.Artifact = art
 			}
 		}
@@ -124,21 +132,75 @@ func (s *Suite) Record(lane config.Lane, criterion string, c verdict.Criterion) 
 			ch.Evidence = ch.Evidence[:MaxEvidence/2] + "\n[… trimmed …]\n" + ch.Evidence[len(ch.Evidence)-MaxEvidence/2:]
 		}
 	}
-	s.Recorder.SetCriterion(lane.Name, criterion, c)
-	ginkgo.AddReportEntry(lane.Name+"/"+criterion, fmt.Sprintf("%s %s", c.Verdict, c.Reason))
+	s.Recorder.SetCriterion(lane, criterion, c)
+	return c
+}
+
+// RecordEscapeObservation stores what a lane's escape spec observed, redacted, for the
+// judge. Evidence over MaxEvidence goes whole to artifacts/<lane>/escape/observed/
+// and is trimmed in the observation.
+func (s *Suite) RecordEscapeObservation(lane config.Lane, o verdict.EscapeObservation) {
+	for ctx, pvs := range o.Contexts {
+		for i := range pvs {
+			pv := &pvs[i]
+			pv.Evidence, pv.Reason = s.Redact(pv.Evidence), s.Redact(pv.Reason)
+			if len(pv.Evidence) > MaxEvidence {
+				art := s.WriteArtifact(filepath.Join(lane.Name, "escape", "observed", safeName(ctx+"/"+pv.ID)+".txt"), pv.Evidence)
+				pv.Evidence = pv.Evidence[:MaxEvidence/2] + "\n[… trimmed; whole in " + art + " …]\n" + pv.Evidence[len(pv.Evidence)-MaxEvidence/2:]
+			}
+		}
+	}
+	for i := range o.Findings {
+		f := &o.Findings[i]
+		f.Reason = s.Redact(f.Reason)
+		for j := range f.Evidence {
+			f.Evidence[j] = s.Redact(f.Evidence[j])
+		}
+	}
+	for i := range o.HostDiff {
+		o.HostDiff[i] = s.Redact(o.HostDiff[i])
+	}
+	o.Unobservable = s.Redact(o.Unobservable)
+	s.Recorder.SetEscapeObservation(lane.Name, o)
+}
+
+// JudgeEscape decides every observed lane's escape criterion from all lanes'
+// observations and records each; run once, after every lane has been observed. It
+// returns the lanes whose escape verdict misses their expectation, with why.
+func (s *Suite) JudgeEscape(lanes []config.Lane) []string {
+	judged := s.Recorder.Judge()
+	var missed []string
+	for _, l := range lanes {
+		c, ok := judged[l.Name]
+		if !ok {
+			continue
+		}
+		c = s.store(l.Name, "escape", c)
+		if msg := expectation(l, "escape", c); msg != "" {
+			missed = append(missed, msg)
+		}
+	}
+	return missed
 }
 
 // ExpectCriterion fails the spec when a criterion misses the lane's expectation; a
 // criterion without one must still be conclusive.
 func ExpectCriterion(lane config.Lane, criterion string, c verdict.Criterion) {
+	if msg := expectation(lane, criterion, c); msg != "" {
+		ginkgo.Fail(msg)
+	}
+}
+
+// expectation says how a criterion misses the lane's expectation ("" when it meets it).
+func expectation(lane config.Lane, criterion string, c verdict.Criterion) string {
 	want, ok := lane.Expect[criterion]
 	if verdict.Meets(c.Verdict, want, ok) {
-		return
+		return ""
 	}
 	if ok {
-		ginkgo.Fail(fmt.Sprintf("lane %s: %s is %s, the lane expects %s: %s", lane.Name, criterion, c.Verdict, want, c.Reason))
+		return fmt.Sprintf("lane %s: %s is %s, the lane expects %s: %s", lane.Name, criterion, c.Verdict, want, c.Reason)
 	}
-	ginkgo.Fail(fmt.Sprintf("lane %s: %s could not be decided (%s): %s", lane.Name, criterion, c.Verdict, c.Reason))
+	return fmt.Sprintf("lane %s: %s could not be decided (%s): %s", lane.Name, criterion, c.Verdict, c.Reason)
 }
 
 func safeName(s string) string {

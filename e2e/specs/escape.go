@@ -40,9 +40,7 @@ type EscapeSpecInput struct {
 	// NodeReference is the probe set's result on the node itself.
 	NodeReference []verdict.ProbeVerdict
 	ProbeBin      []byte
-	// Controls gathers what each control lane proved, per node; controls run before
-	// subjects. NodeName is the node the workspace runs on ("" on docker).
-	Controls verdict.NodeControls
+	// NodeName is the node the workspace runs on ("" on docker).
 	NodeName string
 	// NonKernel asks the escape paths that do not cross the kernel (API, kubelet,
 	// Kata's configuration) for this workspace; nil where there is no cluster.
@@ -50,19 +48,18 @@ type EscapeSpecInput struct {
 }
 
 // EscapeSpec runs the escape probes in the workspace, as root through sudo and nested
-// in a privileged container the workspace's own engine starts, and judges them against
-// the node's canaries and facts and against what the controls proved in this run.
+// in a privileged container the workspace's own engine starts, reads them against the
+// node's canaries and facts, and records the observation. The verdict, which rests on
+// what the controls proved on the same node, is judged once every lane has run.
 func EscapeSpec(inputGetter func() EscapeSpecInput) {
 	It("reaches nothing planted on the node: every probe blocked where its control reaches it, node state unchanged", framework.Label(framework.LabelEscape), func(ctx SpecContext) {
 		in := inputGetter()
 		Expect(in.Suite).NotTo(BeNil(), "Invalid argument. input.Suite can't be nil when calling EscapeSpec")
 		Expect(in.Workspace).NotTo(BeNil(), "Invalid argument. input.Workspace can't be nil when calling EscapeSpec: the lane's workspace did not start")
 		if in.Node == nil {
-			c := verdict.Criterion{Verdict: verdict.Inconclusive, Rule: verdict.RuleEscapeSubject,
-				Reason: fmt.Sprintf("the node agent could not plant canaries: %v", in.NodeError), Checks: []verdict.Check{}}
-			in.Suite.Record(in.Lane, "escape", c)
-			framework.ExpectCriterion(in.Lane, "escape", c)
-			return
+			why := fmt.Sprintf("the node agent could not plant canaries: %v", in.NodeError)
+			in.Suite.RecordEscapeObservation(in.Lane, verdict.EscapeObservation{Node: in.NodeName, Unobservable: why})
+			Fail(fmt.Sprintf("lane %s: escape cannot be observed: %s", in.Lane.Name, why))
 		}
 		tmo := in.Suite.Config.Interval("escape", "probe")
 		in.Suite.Observed(in.Lane, "escape", "copying kwc-probe into the workspace", proberun.Install(ctx, in.Workspace, in.ProbeBin))
@@ -108,13 +105,26 @@ func EscapeSpec(inputGetter func() EscapeSpecInput) {
 		after, err := in.Node.Snapshot(ctx)
 		in.Suite.Observed(in.Lane, "escape", "reading the node's state after the lane", err)
 		diff := nodeagent.Diff(before, after)
+		obs := verdict.EscapeObservation{Node: in.NodeName, Contexts: contexts, HostDiff: diff,
+			NodeReference: verdict.ResultsByID(in.NodeReference), Findings: findings}
+		in.Suite.RecordEscapeObservation(in.Lane, obs)
+		lane := verdict.ObservedLane{Lane: in.Lane, Observation: obs}
 		if in.Lane.Role == config.RoleControl {
-			verdict.ControlsFrom(in.Controls.On(in.NodeName), in.Lane.Control, contexts["base"])
+			// What a control proves rests on nothing but itself: judged here, and again
+			// with every lane after the run.
+			crit := verdict.JudgeEscape([]verdict.ObservedLane{lane})[in.Lane.Name]
+			AddReportEntry(in.Lane.Name+"/escape", fmt.Sprintf("%s %s", crit.Verdict, in.Suite.Redact(crit.Reason)))
+			framework.ExpectCriterion(in.Lane, "escape", crit)
+			return
 		}
-		crit := verdict.EscapeCriterion(verdict.EscapeLane{Lane: in.Lane, Contexts: contexts, HostDiff: diff, Controls: in.Controls[in.NodeName], NodeName: in.NodeName,
-			Node: verdict.ResultsByID(in.NodeReference), Findings: findings})
-		in.Suite.Record(in.Lane, "escape", crit)
-		framework.ExpectCriterion(in.Lane, "escape", crit)
+		// A subject's verdict also rests on what the controls proved on its node: the
+		// judge decides it after every lane has run. What this lane's own observation
+		// already shows reached fails it now.
+		leaks := verdict.EscapeLeaks(lane)
+		AddReportEntry(in.Lane.Name+"/escape", fmt.Sprintf("observed; %d leaks of its own; the verdict is judged after every lane", len(leaks)))
+		if in.Lane.Expect["escape"] != verdict.Fail {
+			Expect(leaks).To(BeEmpty(), "lane %s reaches the node: %s", in.Lane.Name, in.Suite.Redact(strings.Join(leaks, "; ")))
+		}
 	})
 }
 

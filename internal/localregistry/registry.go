@@ -42,6 +42,10 @@ func Start() (*Registry, error) {
 	return r, nil
 }
 
+// Connect uses a registry another process of the same run serves at host (Ginkgo's
+// parallel processes share process 1's); Close leaves it running.
+func Connect(host string) *Registry { return &Registry{host: host} }
+
 // Host is 127.0.0.1:<port>.
 func (r *Registry) Host() string { return r.host }
 
@@ -79,8 +83,11 @@ func (r *Registry) Image(ctx context.Context, ref name.Reference) (v1.Image, err
 	return img, nil
 }
 
-// Close stops serving.
+// Close stops serving (a registry this process only connected to stays up).
 func (r *Registry) Close() error {
+	if r.srv == nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return r.srv.Shutdown(ctx)

@@ -75,6 +75,10 @@ type Lane struct {
 	// nobody asked, unlike a criterion that was asked for and never observed.
 	Filtered []string                      `json:"filtered,omitempty"`
 	Criteria map[string]*verdict.Criterion `json:"criteria"`
+	// EscapeObservation is what the lane's escape spec observed; the escape criterion
+	// is judged from it and every other lane's after all have run (Judge), and
+	// kwc report --rejudge judges a saved run again.
+	EscapeObservation *verdict.EscapeObservation `json:"escapeObservation,omitempty"`
 }
 
 // Recorder gathers results while specs run; it is safe for concurrent use.
@@ -111,6 +115,112 @@ func (r *Recorder) SetCriterion(lane, criterion string, c verdict.Criterion) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lane(lane).Criteria[criterion] = &c
+}
+
+// SetEscapeObservation records what a lane's escape spec observed, for the judge.
+func (r *Recorder) SetEscapeObservation(lane string, o verdict.EscapeObservation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lane(lane).EscapeObservation = &o
+}
+
+// Judge decides every observed lane's escape criterion from all lanes' observations
+// and returns them by lane; the caller records them (with artifacts).
+func (r *Recorder) Judge() map[string]verdict.Criterion {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return JudgeEscape(r.doc.Lanes)
+}
+
+// JudgeEscape decides the escape criterion of every lane in lanes that holds an
+// observation, from all of them at once.
+func JudgeEscape(lanes []*Lane) map[string]verdict.Criterion {
+	var observed []verdict.ObservedLane
+	for _, l := range lanes {
+		if l.EscapeObservation == nil {
+			continue
+		}
+		observed = append(observed, verdict.ObservedLane{
+			Lane:        config.Lane{Name: l.Name, Role: l.Role, Control: l.Control, Runtime: l.Runtime, Shape: l.Shape, Isolation: l.Isolation, Expect: l.Expect, Criteria: l.Measures},
+			Observation: *l.EscapeObservation,
+		})
+	}
+	return verdict.JudgeEscape(observed)
+}
+
+// Rejudge decides the escape criteria of a saved report again from its observations
+// (a rule fixed since the run applies to its evidence). The probe verdicts inside the
+// observations stay as they were read in the run: reading them needed the run's
+// secret, which was never written down.
+func Rejudge(c *Conformance) int {
+	judged := JudgeEscape(c.Lanes)
+	for _, l := range c.Lanes {
+		if crit, ok := judged[l.Name]; ok {
+			if old := l.Criteria["escape"]; old != nil {
+				// Keep the artifacts the run wrote for the same checks.
+				arts := map[string]string{}
+				for _, ch := range old.Checks {
+					arts[ch.ID] = ch.Artifact
+				}
+				for i := range crit.Checks {
+					crit.Checks[i].Artifact = arts[crit.Checks[i].ID]
+				}
+			}
+			l.Criteria["escape"] = &crit
+		}
+	}
+	return len(judged)
+}
+
+// Merge adds what another process of the same run recorded (Ginkgo's parallel
+// processes each record their own lanes): lanes' criteria, observations, errors and
+// workspaces, the environment and the phases.
+func (r *Recorder) Merge(part Conformance) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, pl := range part.Lanes {
+		l := r.lane(pl.Name)
+		for k, c := range pl.Criteria {
+			l.Criteria[k] = c
+		}
+		if pl.EscapeObservation != nil {
+			l.EscapeObservation = pl.EscapeObservation
+		}
+		if pl.Error != "" {
+			if l.Error == "" {
+				l.Error = pl.Error
+			} else if !strings.Contains(l.Error, pl.Error) {
+				l.Error += "; " + pl.Error
+			}
+		}
+		if pl.Workspace != "" {
+			l.Workspace = pl.Workspace
+		}
+		for _, f := range pl.Filtered {
+			if !slices.Contains(l.Filtered, f) {
+				l.Filtered = append(l.Filtered, f)
+			}
+		}
+	}
+	for k, v := range part.Environment {
+		r.doc.Environment[k] = v
+	}
+	r.doc.Run.Phases = append(r.doc.Run.Phases, part.Run.Phases...)
+	sort.SliceStable(r.doc.Run.Phases, func(i, j int) bool { return r.doc.Run.Phases[i].Start.Before(r.doc.Run.Phases[j].Start) })
+	if r.doc.Run.Error == "" {
+		r.doc.Run.Error = part.Run.Error
+	}
+}
+
+// Part is what this process recorded, for Merge in process 1: unlike Snapshot, it
+// marks nothing as unobserved.
+func (r *Recorder) Part() Conformance {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, _ := json.Marshal(r.doc)
+	var c Conformance
+	_ = json.Unmarshal(b, &c)
+	return c
 }
 
 // AddLaneError adds to what went wrong in a lane; the lane's error lists every one.

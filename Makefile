@@ -8,10 +8,13 @@ GINKGO := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 TARGET ?= kind
 LABELS ?=
 KWC_FLAGS ?=
+## PARALLEL: how many Ginkgo processes run lanes at once (default: the machine's cores;
+## the kind target and a cluster run that installs Kata take 1).
+PARALLEL ?= $(if $(filter kind,$(TARGET)),1,$(shell nproc 2>/dev/null || echo 1))
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT := $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X kwc.dev/kwc/e2e/framework.version=$(VERSION) -X kwc.dev/kwc/e2e/framework.commit=$(COMMIT)
-GINKGO_FLAGS := -v --tags=e2e --timeout=2h --fail-on-empty --poll-progress-after=5m --poll-progress-interval=1m \
+GINKGO_FLAGS = -v --tags=e2e --procs=$(PARALLEL) --timeout=2h --fail-on-empty --poll-progress-after=5m --poll-progress-interval=1m \
 	--ldflags="$(LDFLAGS)" $(if $(LABELS),--label-filter='$(LABELS)')
 
 .PHONY: e2e e2e-local e2e-list test unit kube-tools calibrate deps engine-start engine-stop vet fuzz chaos runsc bench

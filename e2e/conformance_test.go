@@ -72,7 +72,7 @@ var _ = Describe("kwc conformance", func() {
 					}
 					dumpWorkspace(ctx, lane, w)
 				})
-				tools = specs.NewToolbox(w, base.Ref, base.Archive, fixtures, specs.Timeouts{
+				tools = specs.NewToolbox(w, suite.State.Base.Ref, suite.State.Base.Archive, fixtures, specs.Timeouts{
 					Exec:    suite.Config.Interval("default", "exec"),
 					Fixture: suite.Config.Interval("build", "fixture"),
 				})
@@ -85,7 +85,7 @@ var _ = Describe("kwc conformance", func() {
 			}
 			if lane.Measures(framework.LabelBuild) {
 				specs.BuildSpec(func() specs.BuildSpecInput {
-					return specs.BuildSpecInput{Suite: suite, Lane: lane, Tools: tools, Fixtures: fixtures, Base: base}
+					return specs.BuildSpecInput{Suite: suite, Lane: lane, Tools: tools, Fixtures: fixtures, Base: suite.State.Base}
 				})
 			}
 			if lane.Measures(framework.LabelRun) {
@@ -96,10 +96,10 @@ var _ = Describe("kwc conformance", func() {
 			if lane.Measures(framework.LabelEscape) {
 				specs.EscapeSpec(func() specs.EscapeSpecInput {
 					in := specs.EscapeSpecInput{Suite: suite, Lane: lane, Workspace: ws, Tools: tools,
-						ProbeBin: probeBin, NonKernel: nonKernel()}
+						ProbeBin: suite.State.ProbeBin, NonKernel: nonKernel()}
 					if ws != nil {
-						in.Node, in.NodeReference, in.NodeError = nodeOf(ws)
-						in.NodeName = nodeName(ws)
+						in.Node, in.NodeReference, in.NodeError = suite.NodeOf(ws)
+						in.NodeName = suite.NodeName(ws)
 					}
 					return in
 				})

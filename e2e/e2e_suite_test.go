@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,7 +26,6 @@ import (
 	"kwc.dev/kwc/internal/apichecks"
 	"kwc.dev/kwc/internal/baseimage"
 	"kwc.dev/kwc/internal/cachedir"
-	"kwc.dev/kwc/internal/clusterrun"
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/engineimage"
 	"kwc.dev/kwc/internal/imagepush"
@@ -36,28 +36,18 @@ import (
 	"kwc.dev/kwc/internal/probespec"
 	"kwc.dev/kwc/internal/report"
 	"kwc.dev/kwc/internal/target"
-	"kwc.dev/kwc/internal/target/kubetarget"
 	"kwc.dev/kwc/internal/verdict"
 )
 
 var (
 	flags framework.Flags
-	// planted holds this run's canaries on the harness's host (docker target); agents
-	// hold them on every node (Kubernetes targets); agentErr says why there are none.
-	planted  *nodeagent.Planted
-	agents   clusterrun.Agents
-	agentErr error
-	probeBin []byte
-	// nodeRefs is the probe set run on each node itself (by node name; "" on the docker
-	// target): the reference that reaches all.
-	nodeRefs = map[string][]verdict.ProbeVerdict{}
-	// apiControls are the API checks' results in this run's misconfigured namespace.
-	apiControls   map[string]verdict.Result
-	apiControlErr error
-	// suite is set in TestE2E before the tree is built: lanes shape the tree.
+	// suite is the run: set in TestE2E before the tree is built (lanes shape the
+	// tree); what specs read lives in suite.State, shared by every process.
 	suite    *framework.Suite
 	fixtures []dockerfiles.Fixture
-	base     specs.FixtureBase
+	// planted holds this run's canaries on the harness's host (docker target,
+	// process 1 only, which removes them after every process is done).
+	planted *nodeagent.Planted
 )
 
 func init() {
@@ -74,6 +64,8 @@ func TestE2E(t *testing.T) {
 	if flags.ReportsDir == "" {
 		flags.ReportsDir = "../reports"
 	}
+	sc, _ := GinkgoConfiguration()
+	flags.Parallel = framework.ParallelFrom(sc.ParallelProcess, sc.ParallelTotal)
 	s, err := framework.Setup(context.Background(), flags, os.Stdout)
 	suite = s
 	if errors.Is(err, framework.ErrDryRun) {
@@ -97,12 +89,29 @@ func TestE2E(t *testing.T) {
 	suiteConfig, reporterConfig := GinkgoConfiguration()
 	reporterConfig.JUnitReport = filepath.Join(s.Dir, "ginkgo-junit.xml")
 	reporterConfig.JSONReport = filepath.Join(s.Dir, "ginkgo-report.json")
-	s.Logf("run %s: target %s, lanes %d, report folder %s", s.RunID, s.Config.Target, len(s.Lanes), s.Dir)
+	if s.Parallel.Process <= 1 {
+		s.Logf("run %s: target %s, lanes %d, report folder %s, %d parallel processes", s.RunID, s.Config.Target, len(s.Lanes), s.Dir, s.Parallel.Total)
+	}
 	RunSpecs(t, "kwc conformance", suiteConfig, reporterConfig)
 }
 
-var _ = BeforeSuite(func(ctx SpecContext) {
+// Process 1 sets the run up once (images, registry, probe, canaries, the node
+// references); every process then adopts the state it made.
+var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
+	st := setUp(ctx)
+	b, err := json.Marshal(st)
+	Expect(err).NotTo(HaveOccurred(), "encoding the run's state for the other processes")
+	return b
+}, func(ctx SpecContext, b []byte) {
+	var st framework.RunState
+	Expect(json.Unmarshal(b, &st)).To(Succeed(), "decoding the run's state from process 1")
+	Expect(suite.Adopt(ctx, st)).To(Succeed(), "joining the run process 1 set up")
+}, NodeTimeout(cfgTimeout("build", "image")+cfgTimeout("kind", "setup")))
+
+// setUp makes the run's shared state: what process 1 does before any lane.
+func setUp(ctx context.Context) framework.RunState {
 	defer suite.Phase("setup: images, registry, probe, canaries")()
+	st := framework.RunState{Dir: suite.Dir, Start: suite.Start(), NodeRefs: map[string][]verdict.ProbeVerdict{}}
 	cfg := suite.Config
 	cli := suite.Docker.Client()
 	_, err := engineimage.EnsureDebianBase(ctx, cli, engineimage.DebianBase{
@@ -120,44 +129,48 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 
 	suite.Registry, err = localregistry.Start()
 	Expect(err).NotTo(HaveOccurred())
-	base, err = specs.PrepareFixtureBase(ctx, suite.Registry, baseimage.DefaultBusybox)
+	st.Registry = suite.Registry.Host()
+	st.Base, err = specs.PrepareFixtureBase(ctx, suite.Registry, baseimage.DefaultBusybox)
 	setupStep(err, "making the fixtures' base image")
-	suite.Recorder.SetEnv(map[string]string{"image.fixtureBase": base.Ref + "@" + base.Digest, "registry": suite.Registry.Host()})
-	suite.Logf("fixture base %s@%s served by the in-process registry", base.Ref, base.Digest)
+	suite.Recorder.SetEnv(map[string]string{"image.fixtureBase": st.Base.Ref + "@" + st.Base.Digest, "registry": suite.Registry.Host()})
+	suite.Logf("fixture base %s@%s served by the in-process registry", st.Base.Ref, st.Base.Digest)
 
 	var probePath string
-	probeBin, probePath, err = proberun.Build(ctx, GinkgoT().TempDir())
+	st.ProbeBin, probePath, err = proberun.Build(ctx, GinkgoT().TempDir())
 	Expect(err).NotTo(HaveOccurred(), "building kwc-probe")
 	switch {
 	case suite.Kind != nil:
-		setUpKind(ctx)
-		return
+		setUpKind(ctx, &st)
+		return st
 	case suite.Cluster != nil:
-		setUpCluster(ctx)
-		return
+		setUpCluster(ctx, &st)
+		return st
 	}
 	// Canaries go down before any workspace starts: a privileged container sees the
 	// host's device nodes (the loop canary) as they were when it was created.
 	engineID, sockets, err := suite.Docker.EngineIdentity(ctx)
 	Expect(err).NotTo(HaveOccurred())
+	var agentErr error
 	planted, agentErr = nodeagent.Plant(nodeagent.Options{RunID: suite.RunID, Sockets: sockets, EngineID: engineID, Folders: nodeagent.HostFolders,
 		ProbeTimeout: suite.Config.Probes.Timeout.Duration, Discovery: suite.Config.Probes.Discovery.Bounds(), Logf: suite.Logf})
 	if agentErr != nil {
 		suite.Logf("escape probes will be inconclusive: %v", agentErr)
-		return
+		st.AgentError = agentErr.Error()
+		return st
 	}
-	suite.AddSecret(planted.Token())
+	held := nodeagent.HeldFrom(planted)
+	st.Host, st.Secrets = &held, []string{planted.Token()}
 	suite.Recorder.SetEnv(map[string]string{"canaries": strings.Join(planted.Inventory(), "; "), "node.bootID": planted.Facts()["bootID"], "node.kernel": planted.Facts()["kernel"], "node.cgroupMode": planted.Facts()["cgroupMode"]})
 	res, err := proberun.OnNode(ctx, probePath, planted.Spec())
 	Expect(err).NotTo(HaveOccurred(), "running kwc-probe on the node as the reference")
-	recordReference("", planted, res)
-}, NodeTimeout(cfgTimeout("build", "image")+cfgTimeout("kind", "setup")))
+	st.NodeRefs[""] = recordReference("", planted, res)
+	return st
+}
 
 // recordReference judges the probe set's run on a node itself and records which
 // probes it did not reach there.
-func recordReference(node string, c nodeagent.Canaries, res probespec.Result) {
+func recordReference(node string, c nodeagent.Canaries, res probespec.Result) []verdict.ProbeVerdict {
 	ref := verdict.JudgeAll(res, c.Facts(), verdict.Secret{Marker: c.Spec().Marker, Token: c.Token()})
-	nodeRefs[node] = ref
 	var missed []string
 	for _, v := range ref {
 		if v.Result != verdict.Reached && v.Result != verdict.NotApplicable {
@@ -169,31 +182,7 @@ func recordReference(node string, c nodeagent.Canaries, res probespec.Result) {
 		key = "node." + node + ".probeReference"
 	}
 	suite.Recorder.SetEnv(map[string]string{key: fmt.Sprintf("%d probes, not reached on the node: %v", len(ref), missed)})
-}
-
-// nodeOf returns the node side of a workspace and the probe reference on that node.
-func nodeOf(ws target.Workspace) (specs.Node, []verdict.ProbeVerdict, error) {
-	if planted != nil {
-		return planted, nodeRefs[""], nil
-	}
-	if agents == nil {
-		return nil, nil, agentErr
-	}
-	n := kubetarget.NodeOf(ws)
-	a, ok := agents[n]
-	if !ok {
-		return nil, nil, fmt.Errorf("no node agent holds canaries on node %q", n)
-	}
-	return a, nodeRefs[n], nil
-}
-
-// nodeName is the node a workspace runs on: "" on the docker target, where the
-// harness's host is the one node.
-func nodeName(ws target.Workspace) string {
-	if planted != nil || agents == nil {
-		return ""
-	}
-	return kubetarget.NodeOf(ws)
+	return ref
 }
 
 // nonKernel is the escape spec's cluster questions on the Kubernetes targets.
@@ -206,9 +195,13 @@ func nonKernel() func(context.Context, target.Workspace) []verdict.Finding {
 		version = suite.Config.Kata.Version
 	}
 	return func(ctx context.Context, ws target.Workspace) []verdict.Finding {
-		return specs.NonKernelFindings(ctx, specs.NonKernelInput{Target: suite.Cluster.Target, Agent: agents[kubetarget.NodeOf(ws)],
+		var apiErr error
+		if e := suite.State.APIControlError; e != "" {
+			apiErr = errors.New(e)
+		}
+		return specs.NonKernelFindings(ctx, specs.NonKernelInput{Target: suite.Cluster.Target, Agent: suite.Agent(ws),
 			KataVersion: version, Timeout: config.Duration{Duration: suite.Config.Interval("escape", "probe")},
-			APIControls: apiControls, APIControlError: apiControlErr}, ws)
+			APIControls: suite.State.APIControls, APIControlError: apiErr}, ws)
 	}
 }
 
@@ -224,7 +217,7 @@ func setupStep(err error, doing string) {
 
 // setUpKind puts the run's images into the kind nodes and installs Kata, then starts
 // the node agents.
-func setUpKind(ctx context.Context) {
+func setUpKind(ctx context.Context, st *framework.RunState) {
 	cfg := suite.Config
 	cli := suite.Docker.Client()
 	err := suite.Kind.LoadArchive(cfg.Images.Workspace, func() (io.ReadCloser, error) {
@@ -238,12 +231,12 @@ func setUpKind(ctx context.Context) {
 	img := agentImage(ctx)
 	ref := "127.0.0.1/kwc/node-agent:" + suite.RunID
 	setupStep(suite.Kind.Cluster.LoadImage(img, ref), "loading the node agent image")
-	startAgents(ctx, ref)
+	startAgents(ctx, ref, st)
 }
 
 // setUpCluster pushes the run's images to the registry the user named, then starts
 // the node agents.
-func setUpCluster(ctx context.Context) {
+func setUpCluster(ctx context.Context, st *framework.RunState) {
 	cfg := suite.Config
 	insecure := imagepush.Insecure(cfg.Cluster.Registry, cfg.Cluster.InsecureRegistry)
 	done := suite.Phase("cluster: push images")
@@ -256,7 +249,7 @@ func setUpCluster(ctx context.Context) {
 	done()
 	suite.Logf("pushed %s and %s", pinned, agentRef)
 	suite.Recorder.SetEnv(map[string]string{"image.workspace.pushed": pinned, "image.nodeAgent": agentRef})
-	startAgents(ctx, agentRef)
+	startAgents(ctx, agentRef, st)
 }
 
 // agentImage is the node agent's image: busybox-static and kwc-agent, made in Go.
@@ -273,31 +266,38 @@ func agentImage(ctx context.Context) v1.Image {
 // startAgents runs the node agent on every node and the probe set in each agent, as
 // that node's reference. Without agents the escape criterion is inconclusive, and
 // says why.
-func startAgents(ctx context.Context, image string) {
+func startAgents(ctx context.Context, image string, st *framework.RunState) {
 	done := suite.Phase("cluster: node agents, probe reference, API checks' control")
 	defer done()
-	apiControls, apiControlErr = apichecks.Control(ctx, suite.Cluster.Target.RestConfig(), suite.RunID)
-	if apiControlErr != nil {
-		suite.Logf("API checks will be inconclusive: %v", apiControlErr)
+	var err error
+	st.APIControls, err = apichecks.Control(ctx, suite.Cluster.Target.RestConfig(), suite.RunID)
+	if err != nil {
+		st.APIControlError = err.Error()
+		suite.Logf("API checks will be inconclusive: %v", err)
 	} else {
-		suite.Recorder.SetEnv(map[string]string{"cluster.apiControl": fmt.Sprint(apiControls)})
+		suite.Recorder.SetEnv(map[string]string{"cluster.apiControl": fmt.Sprint(st.APIControls)})
 	}
-	agents, agentErr = suite.Cluster.StartAgent(ctx, image, suite.Config.Interval("cluster", "agent-start"))
-	if agentErr != nil {
-		suite.Logf("escape probes will be inconclusive: %v", agentErr)
+	agents, err := suite.Cluster.StartAgent(ctx, image, suite.Config.Interval("cluster", "agent-start"))
+	if err != nil {
+		st.AgentError = err.Error()
+		suite.Logf("escape probes will be inconclusive: %v", err)
 		return
 	}
 	for node, a := range agents {
-		suite.AddSecret(a.Token())
+		st.Secrets = append(st.Secrets, a.Token())
 		suite.Recorder.SetEnv(map[string]string{"node." + node + ".canaries": strings.Join(a.Inventory(), "; "), "node." + node + ".kernel": a.Facts()["kernel"], "node." + node + ".bootID": a.Facts()["bootID"]})
-		Expect(proberun.Install(ctx, a.Workspace(), probeBin)).To(Succeed(), "copying kwc-probe into the node agent on %s", node)
+		Expect(proberun.Install(ctx, a.Workspace(), st.ProbeBin)).To(Succeed(), "copying kwc-probe into the node agent on %s", node)
 		res, ev, err := proberun.RunDirect(ctx, a.Workspace(), a.Spec(), suite.Config.Interval("escape", "probe"))
 		Expect(err).NotTo(HaveOccurred(), "running kwc-probe in the node agent on %s as the reference:\n%s", node, ev)
-		recordReference(node, a, res)
+		st.NodeRefs[node] = recordReference(node, a, res)
 	}
 }
 
-var _ = AfterSuite(func() {
+// Every process hands process 1 what it recorded; process 1 removes the canaries
+// once all of them are done.
+var _ = SynchronizedAfterSuite(func() {
+	Expect(suite.WritePart()).To(Succeed(), "saving this process's results for process 1")
+}, func() {
 	if planted != nil {
 		Expect(planted.Remove()).To(Succeed(), "removing the canaries from the node (kwc cleanup --run %s removes leftovers)", suite.RunID)
 	}
@@ -307,8 +307,11 @@ var _ = ReportAfterSuite("kwc conformance report", func(r Report) {
 	if !r.SuiteSucceeded && len(r.SpecialSuiteFailureReasons) > 0 {
 		suite.Recorder.SetRunError(r.SpecialSuiteFailureReasons[0])
 	}
-	// The judge: every escape verdict from every lane's observation, now that all
-	// lanes have run.
+	// The judge: every escape verdict from every lane's observation (from every
+	// process), now that all lanes have run.
+	if err := suite.MergeParts(); err != nil {
+		suite.Recorder.SetRunError(err.Error())
+	}
 	missed := suite.JudgeEscape(suite.Lanes)
 	suite.Failed = !r.SuiteSucceeded || len(missed) > 0
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"kwc.dev/kwc/internal/plan"
 	"kwc.dev/kwc/internal/preflight"
 	"kwc.dev/kwc/internal/report"
-	"kwc.dev/kwc/internal/runid"
 	"kwc.dev/kwc/internal/target"
 	"kwc.dev/kwc/internal/target/dockertarget"
 	"kwc.dev/kwc/kindconfigs"
@@ -36,6 +34,8 @@ type Flags struct {
 	DryRun     bool
 	// Reuse runs against a kept kind cluster instead of creating one.
 	Reuse string
+	// Parallel is which of the run's Ginkgo processes this is.
+	Parallel Parallel
 }
 
 // ErrDryRun ends Setup after the plan is printed: nothing was created.
@@ -59,7 +59,15 @@ type Suite struct {
 	KataVersion string
 	// Failed is set before Finish when any spec failed: kind's logs are kept then.
 	Failed bool
-	Out    io.Writer // progress lines
+	// State is what every process of the run shares (Adopt); Parallel says which
+	// process this is.
+	State    RunState
+	Parallel Parallel
+	// Agents are the node agents on Kubernetes targets, by node.
+	Agents clusterrun.Agents
+	// nodes are where canaries are held, by node ("" on docker).
+	nodes map[string]Node
+	Out   io.Writer // progress lines
 	// secrets are redacted from every artifact and evidence text.
 	secrets secrets
 	start   time.Time
@@ -71,7 +79,10 @@ type Suite struct {
 // The returned suite always has a Recorder and Dir, so even a failed setup leaves a
 // report.
 func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
-	s := &Suite{RunID: runid.New(), Out: out, start: time.Now(), flags: f}
+	if f.Parallel.Total == 0 {
+		f.Parallel = Parallel{Process: 1, Total: 1}
+	}
+	s := &Suite{RunID: f.Parallel.runID(), Out: out, start: time.Now(), flags: f, Parallel: f.Parallel}
 	cfg, err := config.Load(f.Config, config.Overrides{Target: f.Target, ReportsDir: f.ReportsDir, Keep: f.Keep,
 		Registry: os.Getenv("KWC_REGISTRY"), ContainerdSocket: os.Getenv("KWC_CONTAINERD_SOCKET"), ContainerdConfig: os.Getenv("KWC_CONTAINERD_CONFIG")})
 	reportsDir := f.ReportsDir
@@ -95,8 +106,14 @@ func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
 		return s, err
 	}
 	s.Config = cfg
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		return s, fmt.Errorf("creating the report folder %s: %w", s.Dir, err)
+	// Process 1 owns the report folder; the others learn it when they adopt the run.
+	if s.Parallel.Process <= 1 {
+		if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+			return s, fmt.Errorf("creating the report folder %s: %w", s.Dir, err)
+		}
+	}
+	if s.Parallel.Total > 1 && (cfg.Target == config.TargetKind || (cfg.Target == config.TargetCluster && cfg.Kata.Install)) && !f.DryRun {
+		return s, fmt.Errorf("the %s target cannot run in %d parallel processes yet: each would create its cluster or install Kata; run it with one process (make e2e PARALLEL=1)", cfg.Target, s.Parallel.Total)
 	}
 	switch cfg.Target {
 	case config.TargetDocker:
@@ -130,8 +147,6 @@ func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
 		sandboxNote = fmt.Sprintf("not run: the engine has no %q runtime (make runsc, then register it in daemon.json; see the README)", sr)
 		s.Logf("no gVisor lanes: the engine has no %q runtime. To add them, build runsc (make runsc) and register it in dockerd's daemon.json, then restart dockerd:\n%s", sr, dockertarget.RuntimeDaemonJSON(sr))
 	}
-	// Controls run first: a subject's escape verdict rests on what they proved.
-	sort.SliceStable(lanes, func(i, j int) bool { return lanes[i].Role == config.RoleControl && lanes[j].Role != config.RoleControl })
 	s.Lanes = lanes
 	s.Recorder = report.NewRecorder(run, lanes)
 	s.Recorder.SetEnv(s.Target.Describe(ctx))
@@ -188,7 +203,6 @@ func (s *Suite) setupKind(ctx context.Context, dryRun bool) error {
 	}
 	s.Target, s.Cluster = env.Target, env.Env
 	lanes := append(append([]config.Lane(nil), s.Config.Lanes...), s.Config.KataLanes()...)
-	sort.SliceStable(lanes, func(i, j int) bool { return lanes[i].Role == config.RoleControl && lanes[j].Role != config.RoleControl })
 	s.Lanes = lanes
 	s.Recorder = report.NewRecorder(s.run, lanes)
 	s.Recorder.AddPhase("kind: cluster and node checks", upStart, time.Now())
@@ -239,7 +253,6 @@ func (s *Suite) setupCluster(ctx context.Context, dryRun bool) error {
 	if err != nil {
 		return err
 	}
-	sort.SliceStable(lanes, func(i, j int) bool { return lanes[i].Role == config.RoleControl && lanes[j].Role != config.RoleControl })
 	if dryRun {
 		dist, err := env.KubernetesDistribution(ctx)
 		if err != nil {
@@ -346,3 +359,6 @@ func (s *Suite) Phase(name string) func() {
 	start := time.Now()
 	return func() { s.Recorder.AddPhase(name, start, time.Now()) }
 }
+
+// Start is when the run started.
+func (s *Suite) Start() time.Time { return s.start }

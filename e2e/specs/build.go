@@ -23,7 +23,7 @@ type BuildSpecInput struct {
 	Lane     config.Lane
 	Tools    *Toolbox
 	Fixtures []dockerfiles.Fixture
-	Base     FixtureBase
+	Base     framework.FixtureBase
 }
 
 // BuildSpec builds every fixture with every configured tool inside the workspace,

@@ -17,16 +17,6 @@ import (
 	"kwc.dev/kwc/internal/verdict"
 )
 
-// Node is the node side of a lane: where its canaries are held and the node's state
-// is read. The harness's own host on the docker target, the node agent of the
-// workspace's node on Kubernetes.
-type Node interface {
-	nodeagent.Canaries
-	Snapshot(ctx context.Context) (nodeagent.Snapshot, error)
-	// Alive confirms the canaries and reads the node's kernel facts afresh.
-	Alive(ctx context.Context) (nodeagent.Liveness, error)
-}
-
 // EscapeSpecInput is what EscapeSpec needs.
 type EscapeSpecInput struct {
 	Suite     *framework.Suite
@@ -35,7 +25,7 @@ type EscapeSpecInput struct {
 	Tools     *Toolbox
 	// Node holds this run's canaries on the workspace's node; nil when no agent could
 	// plant them there, and NodeError says why.
-	Node      Node
+	Node      framework.Node
 	NodeError error
 	// NodeReference is the probe set's result on the node itself.
 	NodeReference []verdict.ProbeVerdict

@@ -286,6 +286,24 @@ func (e *Env) StartAgent(ctx context.Context, image string, timeout time.Duratio
 }
 
 // agents reads every agent that holds its canaries, and says what is still awaited.
+// RunningAgents finds the node agents StartAgent started for this run (another
+// process of the run started them); it fails unless every node's agent holds its
+// canaries.
+func (e *Env) RunningAgents(ctx context.Context) (Agents, error) {
+	ds, err := kubeagent.DaemonSet(kubeagent.Agent{Namespace: e.AgentNamespace(), RunID: e.o.RunID})
+	if err != nil {
+		return nil, err
+	}
+	agents, waiting, err := e.agents(ctx, e.AgentNamespace(), ds.Name)
+	if err != nil {
+		return nil, err
+	}
+	if waiting != "" {
+		return nil, fmt.Errorf("the node agent is not ready on every node: %s", waiting)
+	}
+	return agents, nil
+}
+
 func (e *Env) agents(ctx context.Context, ns, name string) (Agents, string, error) {
 	c := e.Target.Client().Resources()
 	var ds appsv1.DaemonSet

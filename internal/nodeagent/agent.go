@@ -502,6 +502,17 @@ func detachLoop(dev string) error {
 // Snapshot is the node's state now: here, the harness's own host.
 func (p *Planted) Snapshot(context.Context) (Snapshot, error) { return TakeSnapshot() }
 
+// OnHost is a run's canaries on the harness's own host as any process of the run
+// sees them: process 1 planted and holds them (Planted), the others check them by
+// what it recorded. The checks read the host, so they work from every process.
+type OnHost struct{ Held }
+
+// Snapshot records the host's state now.
+func (OnHost) Snapshot(context.Context) (Snapshot, error) { return TakeSnapshot() }
+
+// Alive confirms the canaries from this process.
+func (h OnHost) Alive(context.Context) (Liveness, error) { return CheckCanaries(h.Held, true), nil }
+
 // Canaries is a run's canaries as the harness sees them, wherever the agent runs: in
 // the harness on the docker target (*Planted), in a DaemonSet on Kubernetes (Held).
 type Canaries interface {

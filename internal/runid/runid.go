@@ -5,6 +5,7 @@ package runid
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"regexp"
@@ -35,4 +36,13 @@ func Check(id string) error {
 		shown = shown[:40] + "…"
 	}
 	return fmt.Errorf("%q is not a kwc run id: a run id is %d lowercase hex digits, as in a report folder's name (reports/<time>-<id>)", shown, Len)
+}
+
+// Shared is the run id every process of one parallel run derives alike from seed
+// (something all of them share and no other run has, such as the pid and start time
+// of the process that started them): they need it before they can talk to each
+// other, since it names the run's workspaces and namespaces.
+func Shared(seed string) string {
+	sum := sha256.Sum256([]byte("kwc run " + seed))
+	return hex.EncodeToString(sum[:Len/2])
 }

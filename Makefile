@@ -69,9 +69,12 @@ calibrate:
 	$(GO) run ./cmd/kwc calibrate $(CALIBRATE_FLAGS)
 
 ## bench: speed targets, measured, never asserted by a timed test: the probe set per
-## context (median under 1.5 s is the target).
-bench:
+## context (median under 1.5 s is the target), then the docker-target and local-cluster
+## lanes serial and in PARALLEL processes: phases side by side, the ratio, and a
+## failure if any verdict differs between the two.
+bench: kube-tools runsc
 	$(GO) test -run '^$$' -bench ProbeSet -benchtime 10x ./internal/probe/
+	@PARALLEL=$(PARALLEL) hack/bench-lanes.sh
 
 ## deps: install what the suite needs on Debian/Ubuntu (root), or say what is missing.
 deps:

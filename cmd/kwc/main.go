@@ -22,6 +22,7 @@ commands:
   gate        --policy FILE [--baseline REPORT] [REPORT]: exit 0 or 1 with the reasons
   report      [--rejudge] [--check-browser] [REPORT]: render summary.md, index.html,
               junit.xml again (--rejudge: decide escape again from the observations)
+  compare     REPORT-A REPORT-B: exit 1 when any verdict differs (lane, criterion, check)
   config      defaults | validate FILE
 `
 
@@ -44,6 +45,8 @@ func main() {
 		err = gateCmd(os.Args[2:])
 	case "report":
 		err = reportCmd(ctx, os.Args[2:])
+	case "compare":
+		err = compareCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

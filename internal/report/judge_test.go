@@ -62,3 +62,19 @@ func TestRejudgeFromSavedObservations(t *testing.T) {
 		}
 	}
 }
+
+func TestCompareVerdicts(t *testing.T) {
+	mk := func(id string, v config.Verdict, check config.Verdict) Conformance {
+		r := NewRecorder(Run{ID: id}, judgeLanes)
+		r.SetCriterion("s", "sudo", verdict.Criterion{Verdict: v, Reason: "reason " + id,
+			Checks: []verdict.Check{{ID: "sudo-n", Verdict: check, Evidence: "differs " + id}}})
+		return r.Snapshot(time.Now())
+	}
+	if d := CompareVerdicts(mk("a", verdict.Pass, verdict.Pass), mk("b", verdict.Pass, verdict.Pass)); len(d) != 0 {
+		t.Fatalf("evidence and reasons are not verdicts: %v", d)
+	}
+	d := CompareVerdicts(mk("a", verdict.Pass, verdict.Pass), mk("b", verdict.Fail, verdict.Fail))
+	if len(d) != 2 || d[1] != "s sudo: pass in a, fail in b" || d[0] != "s sudo check sudo-n: pass in a, fail in b" {
+		t.Fatalf("differences: %q", d)
+	}
+}

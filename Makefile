@@ -74,7 +74,7 @@ calibrate:
 ## failure if any verdict differs between the two.
 bench: kube-tools runsc
 	$(GO) test -run '^$$' -bench ProbeSet -benchtime 10x ./internal/probe/
-	@PARALLEL=$(PARALLEL) hack/bench-lanes.sh
+	@PARALLEL=$(if $(filter command line environment,$(origin PARALLEL)),$(PARALLEL),$$(nproc)) hack/bench-lanes.sh
 
 ## deps: install what the suite needs on Debian/Ubuntu (root), or say what is missing.
 deps:

@@ -30,8 +30,8 @@ chaos:
 FUZZTIME ?= 10s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/config/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodePolicy$$' -fuzztime $(FUZZTIME) ./internal/gate/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/report/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePolicy$$' -fuzztime $(FUZZTIME) ./internal/reporting/gate/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/reporting/report/
 
 ## e2e: run the conformance suite against TARGET (kind by default).
 e2e:
@@ -73,7 +73,7 @@ calibrate:
 ## lanes serial and in PARALLEL processes: phases side by side, the ratio, and a
 ## failure if any verdict differs between the two.
 bench: kube-tools runsc
-	$(GO) test -run '^$$' -bench ProbeSet -benchtime 10x ./internal/probe/
+	$(GO) test -run '^$$' -bench ProbeSet -benchtime 10x ./internal/escape/probe/
 	@PARALLEL=$(if $(filter command line environment,$(origin PARALLEL)),$(PARALLEL),$$(nproc)) hack/bench-lanes.sh
 
 ## deps: install what the suite needs on Debian/Ubuntu (root), or say what is missing.

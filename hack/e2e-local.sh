@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the cluster target against a one-node cluster made on this host from real
-# components (internal/localcluster: kube-apiserver, controller manager, scheduler,
+# components (internal/clusters/localcluster: kube-apiserver, controller manager, scheduler,
 # kubelet, containerd, runc; no Kata), then removes the cluster. Extra arguments go to
 # `make e2e` (e.g. KWC_FLAGS=--kwc.keep). The cluster's own logs are kept in the run's
 # artifacts when the suite fails.

@@ -20,7 +20,7 @@ build() { # name target
 }
 build "kube-apiserver-$v" k8s.io/kubernetes/cmd/kube-apiserver
 build "etcd-kube-$v" ./etcd
-# The local cluster (internal/localcluster) the cluster target is tested against.
+# The local cluster (internal/clusters/localcluster) the cluster target is tested against.
 build "kube-controller-manager-$v" k8s.io/kubernetes/cmd/kube-controller-manager
 build "kube-scheduler-$v" k8s.io/kubernetes/cmd/kube-scheduler
 build "kubelet-$v" k8s.io/kubernetes/cmd/kubelet

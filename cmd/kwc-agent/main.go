@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"kwc.dev/kwc/internal/nodeagent"
+	"kwc.dev/kwc/internal/escape/nodeagent"
 )
 
 // nodeRW is where the DaemonSet mounts the node's root writable: the agent plants a

@@ -19,8 +19,8 @@ import (
 	"os"
 	"strings"
 
-	"kwc.dev/kwc/internal/kubeletask"
-	"kwc.dev/kwc/internal/probe"
+	"kwc.dev/kwc/internal/escape/probe"
+	"kwc.dev/kwc/internal/kube/kubeletask"
 	"kwc.dev/kwc/internal/probespec"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"kwc.dev/kwc/internal/probe"
+	"kwc.dev/kwc/internal/escape/probe"
 	"kwc.dev/kwc/internal/probespec"
 )
 

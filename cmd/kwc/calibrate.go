@@ -11,10 +11,10 @@ import (
 	"github.com/moby/moby/client"
 
 	"kwc.dev/kwc/internal/cachedir"
-	"kwc.dev/kwc/internal/calibrate"
 	"kwc.dev/kwc/internal/config"
-	"kwc.dev/kwc/internal/engineimage"
-	"kwc.dev/kwc/internal/report"
+	"kwc.dev/kwc/internal/escape/calibrate"
+	"kwc.dev/kwc/internal/images/engineimage"
+	"kwc.dev/kwc/internal/reporting/report"
 	"kwc.dev/kwc/internal/runid"
 	"kwc.dev/kwc/internal/target/dockertarget"
 )

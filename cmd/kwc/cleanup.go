@@ -7,7 +7,7 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"kwc.dev/kwc/internal/leftovers"
+	"kwc.dev/kwc/internal/clusters/leftovers"
 )
 
 // cleanupCmd removes what a killed run can leave, by run id: see package leftovers for

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"kwc.dev/kwc/internal/report"
+	"kwc.dev/kwc/internal/reporting/report"
 )
 
 // compareCmd fails when two runs' verdicts differ anywhere (a criterion or a check):

@@ -5,8 +5,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"kwc.dev/kwc/internal/gate"
-	"kwc.dev/kwc/internal/report"
+	"kwc.dev/kwc/internal/reporting/gate"
+	"kwc.dev/kwc/internal/reporting/report"
 )
 
 // reportPath accepts a report folder or a conformance.json.

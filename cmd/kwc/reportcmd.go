@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"kwc.dev/kwc/internal/browsercheck"
-	"kwc.dev/kwc/internal/report"
+	"kwc.dev/kwc/internal/reporting/browsercheck"
+	"kwc.dev/kwc/internal/reporting/report"
 )
 
 // reportCmd renders summary.md, index.html and junit.xml again from a

@@ -26,8 +26,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
-	"kwc.dev/kwc/internal/leftovers"
-	"kwc.dev/kwc/internal/report"
+	"kwc.dev/kwc/internal/clusters/leftovers"
+	"kwc.dev/kwc/internal/reporting/report"
 )
 
 var (

@@ -10,7 +10,7 @@ import (
 	"github.com/onsi/ginkgo/v2"
 
 	"kwc.dev/kwc/internal/config"
-	"kwc.dev/kwc/internal/verdict"
+	"kwc.dev/kwc/internal/escape/verdict"
 )
 
 // secrets are the run's canary secrets, which no artifact or report may carry (a C2

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"kwc.dev/kwc/internal/config"
-	"kwc.dev/kwc/internal/report"
-	"kwc.dev/kwc/internal/verdict"
+	"kwc.dev/kwc/internal/escape/verdict"
+	"kwc.dev/kwc/internal/reporting/report"
 )
 
 // Issue 10: a lane whose observation errored was reported "skipped: not run" with an

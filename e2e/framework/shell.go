@@ -13,8 +13,8 @@ import (
 	"github.com/onsi/ginkgo/v2"
 
 	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/escape/verdict"
 	"kwc.dev/kwc/internal/target"
-	"kwc.dev/kwc/internal/verdict"
 )
 
 // WorkspaceUID and WorkspaceGID are the workspace user's ids (GitLab's layout).

@@ -40,7 +40,7 @@ func TestSudoScriptsNeverUseTheDefaultEngineSocket(t *testing.T) {
 // own (network) sources.
 func TestSpecsSendNoTrafficAndDriveNoForeignEngine(t *testing.T) {
 	aptOnline := regexp.MustCompile(`apt-get (update|install)( |"|$)`)
-	for _, dir := range []string{"../specs", "../../internal/proberun"} {
+	for _, dir := range []string{"../specs", "../../internal/escape/proberun"} {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 		for _, f := range files {
 			if strings.HasSuffix(f, "_test.go") {

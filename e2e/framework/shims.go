@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"kwc.dev/kwc/internal/katashims"
-	"kwc.dev/kwc/internal/report"
+	"kwc.dev/kwc/internal/reporting/report"
 )
 
 // ShimFacts are the report's environment rows for the hypervisors a Kata run was

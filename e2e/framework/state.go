@@ -11,14 +11,14 @@ import (
 	"strings"
 	"time"
 
-	"kwc.dev/kwc/internal/clusterrun"
-	"kwc.dev/kwc/internal/localregistry"
-	"kwc.dev/kwc/internal/nodeagent"
-	"kwc.dev/kwc/internal/report"
+	"kwc.dev/kwc/internal/escape/nodeagent"
+	"kwc.dev/kwc/internal/escape/verdict"
+	"kwc.dev/kwc/internal/images/localregistry"
+	"kwc.dev/kwc/internal/kube/clusterrun"
+	"kwc.dev/kwc/internal/reporting/report"
 	"kwc.dev/kwc/internal/runid"
 	"kwc.dev/kwc/internal/target"
 	"kwc.dev/kwc/internal/target/kubetarget"
-	"kwc.dev/kwc/internal/verdict"
 )
 
 // FixtureBase is the fixtures' base as served by the in-process registry and as an

@@ -7,8 +7,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"kwc.dev/kwc/e2e/framework"
-	"kwc.dev/kwc/internal/baseimage"
-	"kwc.dev/kwc/internal/localregistry"
+	"kwc.dev/kwc/internal/images/baseimage"
+	"kwc.dev/kwc/internal/images/localregistry"
 )
 
 // PrepareFixtureBase makes the busybox base in Go, pushes it to the registry and reads

@@ -14,7 +14,7 @@ import (
 	"kwc.dev/kwc/dockerfiles"
 	"kwc.dev/kwc/e2e/framework"
 	"kwc.dev/kwc/internal/config"
-	"kwc.dev/kwc/internal/verdict"
+	"kwc.dev/kwc/internal/escape/verdict"
 )
 
 // BuildSpecInput is what BuildSpec needs.

@@ -10,11 +10,11 @@ import (
 
 	"kwc.dev/kwc/e2e/framework"
 	"kwc.dev/kwc/internal/config"
-	"kwc.dev/kwc/internal/nodeagent"
-	"kwc.dev/kwc/internal/proberun"
+	"kwc.dev/kwc/internal/escape/nodeagent"
+	"kwc.dev/kwc/internal/escape/proberun"
+	"kwc.dev/kwc/internal/escape/verdict"
 	"kwc.dev/kwc/internal/probespec"
 	"kwc.dev/kwc/internal/target"
-	"kwc.dev/kwc/internal/verdict"
 )
 
 // EscapeSpecInput is what EscapeSpec needs.

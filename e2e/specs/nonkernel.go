@@ -10,17 +10,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kwc.dev/kwc/fixtures"
-	"kwc.dev/kwc/internal/annotationcheck"
-	"kwc.dev/kwc/internal/apichecks"
-	"kwc.dev/kwc/internal/clusterrun"
 	"kwc.dev/kwc/internal/config"
-	"kwc.dev/kwc/internal/kataconfig"
-	"kwc.dev/kwc/internal/kubeletask"
-	"kwc.dev/kwc/internal/kubeworkspace"
-	"kwc.dev/kwc/internal/proberun"
+	"kwc.dev/kwc/internal/escape/proberun"
+	"kwc.dev/kwc/internal/escape/verdict"
+	"kwc.dev/kwc/internal/kube/annotationcheck"
+	"kwc.dev/kwc/internal/kube/apichecks"
+	"kwc.dev/kwc/internal/kube/clusterrun"
+	"kwc.dev/kwc/internal/kube/kataconfig"
+	"kwc.dev/kwc/internal/kube/kubeletask"
+	"kwc.dev/kwc/internal/kube/kubeworkspace"
 	"kwc.dev/kwc/internal/target"
 	"kwc.dev/kwc/internal/target/kubetarget"
-	"kwc.dev/kwc/internal/verdict"
 )
 
 // NonKernelInput is what the escape paths that do not cross the kernel need.

@@ -12,8 +12,8 @@ import (
 	"kwc.dev/kwc/dockerfiles"
 	"kwc.dev/kwc/e2e/framework"
 	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/escape/verdict"
 	"kwc.dev/kwc/internal/target"
-	"kwc.dev/kwc/internal/verdict"
 )
 
 // RunSpecInput is what RunSpec needs.

@@ -10,10 +10,10 @@ import (
 	. "github.com/onsi/gomega"
 
 	"kwc.dev/kwc/e2e/framework"
-	"kwc.dev/kwc/internal/aptrepo"
 	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/escape/verdict"
+	"kwc.dev/kwc/internal/images/aptrepo"
 	"kwc.dev/kwc/internal/target"
-	"kwc.dev/kwc/internal/verdict"
 )
 
 // SudoSpecInput is what SudoSpec needs.

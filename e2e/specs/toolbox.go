@@ -21,10 +21,10 @@ import (
 
 	"kwc.dev/kwc/dockerfiles"
 	"kwc.dev/kwc/e2e/framework"
-	"kwc.dev/kwc/internal/aptrepo"
 	"kwc.dev/kwc/internal/config"
+	"kwc.dev/kwc/internal/escape/verdict"
+	"kwc.dev/kwc/internal/images/aptrepo"
 	"kwc.dev/kwc/internal/target"
-	"kwc.dev/kwc/internal/verdict"
 )
 
 // Paths inside the workspace.

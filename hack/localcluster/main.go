@@ -1,5 +1,5 @@
 // Command localcluster runs a one-node Kubernetes cluster from real components on this
-// host (see internal/localcluster) until it is interrupted, then removes it. The
+// host (see internal/clusters/localcluster) until it is interrupted, then removes it. The
 // Makefile's e2e-local target runs the cluster target against it:
 //
 //	go run ./hack/localcluster --dir /tmp/kwc-local --env /tmp/kwc-local.env
@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"kwc.dev/kwc/internal/localcluster"
+	"kwc.dev/kwc/internal/clusters/localcluster"
 )
 
 func main() {

@@ -32,7 +32,7 @@ import (
 	"sigs.k8s.io/e2e-framework/klient/wait/conditions"
 
 	"kwc.dev/kwc/internal/config"
-	"kwc.dev/kwc/internal/kubeworkspace"
+	"kwc.dev/kwc/internal/kube/kubeworkspace"
 	"kwc.dev/kwc/internal/target"
 )
 

@@ -8,9 +8,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"kwc.dev/kwc/internal/clusters/kubeapitest"
 	"kwc.dev/kwc/internal/config"
-	"kwc.dev/kwc/internal/katadeploy"
-	"kwc.dev/kwc/internal/kubeapitest"
+	"kwc.dev/kwc/internal/kube/katadeploy"
 )
 
 // A real API server without nodes or a scheduler: what can be shown here is the

@@ -1,4 +1,5 @@
-// Package kubeapitest runs a real kube-apiserver (with etcd) on loopback for tests, so
+// Package kubeapitest runs a real kube-apiserver (with etcd, through controller-runtime's
+// envtest) on loopback for tests and the local cluster, so
 // the objects kwc generates are judged by the API server's own validation, defaulting
 // and admission, and authorization questions get real RBAC answers. The binaries are
 // built from source by hack/kube-tools.sh and cached under .cache/bin by version.
@@ -12,13 +13,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/e2e-framework/klient"
 )
 
@@ -41,30 +38,15 @@ const (
 	WorkspaceUser = "kwc-workspace"
 )
 
-// ControlPlane is a running etcd + kube-apiserver.
+// ControlPlane is a running etcd + kube-apiserver, started by controller-runtime's
+// envtest from the binaries kwc builds.
 type ControlPlane struct {
 	dir     string
 	host    string
 	ca      []byte
-	procs   []*exec.Cmd
-	exited  chan string // the path of a process that ended
+	env     *envtest.Environment
+	log     *os.File
 	logPath string
-}
-
-// start starts a process and reports on cp.exited when it ends.
-func (cp *ControlPlane) start(c *exec.Cmd) error {
-	if err := c.Start(); err != nil {
-		return err
-	}
-	cp.procs = append(cp.procs, c)
-	go func() {
-		_ = c.Wait()
-		select {
-		case cp.exited <- filepath.Base(c.Path):
-		default:
-		}
-	}()
-	return nil
 }
 
 // binDir finds .cache/bin at the repository root.
@@ -114,7 +96,11 @@ func Binary(name string) (string, error) {
 // Start starts etcd and kube-apiserver and waits until the API server is ready.
 func Start(ctx context.Context) (*ControlPlane, error) { return StartWith(ctx, Options{}) }
 
-// StartWith is Start with options.
+// StartWith is Start with options. envtest starts etcd and kube-apiserver and waits
+// for the API server's health; kwc adds the token users, its own service-account key
+// (the local cluster's controller manager signs with it) and keeps the ServiceAccount
+// admission plugin on, which envtest turns off, because the API checks judge the
+// tokens it mounts.
 func StartWith(ctx context.Context, o Options) (*ControlPlane, error) {
 	apiserver, err := Binary("kube-apiserver")
 	if err != nil {
@@ -133,24 +119,10 @@ func StartWith(ctx context.Context, o Options) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	cp := &ControlPlane{dir: dir, logPath: filepath.Join(dir, "control-plane.log"), exited: make(chan string, 2)}
-	log, err := os.Create(cp.logPath)
-	if err != nil {
+	cp := &ControlPlane{dir: dir, logPath: filepath.Join(dir, "control-plane.log")}
+	if cp.log, err = os.Create(cp.logPath); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(3)
-	if err != nil {
-		return nil, err
-	}
-	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
-	e := exec.Command(etcd, "--data-dir", filepath.Join(dir, "etcd"), "--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
-		"--listen-peer-urls", "http://127.0.0.1:"+strconv.Itoa(ports[1]), "--initial-advertise-peer-urls", "http://127.0.0.1:"+strconv.Itoa(ports[1]),
-		"--initial-cluster", "default=http://127.0.0.1:"+strconv.Itoa(ports[1]), "--log-level", "warn")
-	e.Stdout, e.Stderr = log, log
-	if err := cp.start(e); err != nil {
-		return nil, fmt.Errorf("starting etcd: %w", err)
-	}
-
 	saKey, err := writeKey(filepath.Join(dir, "sa.key"))
 	if err != nil {
 		cp.Stop()
@@ -163,73 +135,61 @@ func StartWith(ctx context.Context, o Options) (*ControlPlane, error) {
 		return nil, err
 	}
 	certDir := filepath.Join(dir, "certs")
-	// Every address is loopback: the service range is configuration only, nothing is
-	// ever sent to it.
+	if err := os.MkdirAll(certDir, 0o700); err != nil {
+		cp.Stop()
+		return nil, err
+	}
 	authz := o.Authorization
 	if authz == "" {
 		authz = "RBAC"
 	}
-	args := []string{"--etcd-servers", etcdURL, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(ports[2]),
-		"--advertise-address", "127.0.0.1", "--cert-dir", certDir, "--token-auth-file", tokens, "--authorization-mode", authz,
-		"--service-account-issuer", "https://kubernetes.default.svc", "--service-account-key-file", saKey, "--service-account-signing-key-file", saKey,
-		"--service-cluster-ip-range", "10.96.0.0/24", "--enable-priority-and-fairness=false", "--profiling=false",
+	api := &envtest.APIServer{Path: apiserver, CertDir: certDir, Out: cp.log, Err: cp.log, StartTimeout: 90 * time.Second, StopTimeout: 20 * time.Second}
+	args := api.Configure()
+	args.Disable("disable-admission-plugins")
+	args.Set("token-auth-file", tokens).Set("authorization-mode", authz).
+		Set("service-account-issuer", "https://kubernetes.default.svc").
+		Set("service-account-key-file", saKey).Set("service-account-signing-key-file", saKey).
+		// Every address is loopback: the service range is configuration only, nothing
+		// is ever sent to it.
+		Set("service-cluster-ip-range", "10.96.0.0/24").Set("advertise-address", "127.0.0.1").
+		Set("enable-priority-and-fairness", "false").Set("profiling", "false").
 		// The kubernetes Service would point at 127.0.0.1, which the reconciler refuses;
 		// nothing here uses it.
-		"--endpoint-reconciler-type=none",
+		Set("endpoint-reconciler-type", "none").
 		// As kind and kubeadm clusters run: privileged pods are a policy question for
 		// RBAC and admission, not refused outright.
-		"--allow-privileged=true"}
-	a := exec.Command(apiserver, append(args, o.Args...)...)
-	a.Stdout, a.Stderr = log, log
-	if err := cp.start(a); err != nil {
-		cp.Stop()
-		return nil, fmt.Errorf("starting kube-apiserver: %w", err)
+		Set("allow-privileged", "true")
+	for _, a := range o.Args {
+		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		args.Append(k, v)
 	}
-	cp.host = "https://127.0.0.1:" + strconv.Itoa(ports[2])
-	if err := cp.waitReady(ctx, certDir); err != nil {
+	cp.env = &envtest.Environment{ControlPlane: envtest.ControlPlane{
+		Etcd:      &envtest.Etcd{Path: etcd, DataDir: filepath.Join(dir, "etcd"), Out: cp.log, Err: cp.log, StartTimeout: 60 * time.Second},
+		APIServer: api,
+	}}
+	cfg, err := cp.env.Start()
+	if err != nil {
 		tail, _ := os.ReadFile(cp.logPath)
 		cp.Stop()
-		return nil, fmt.Errorf("%w\ncontrol-plane log tail:\n%s", err, logtail.Last(string(tail), 20))
+		return nil, fmt.Errorf("starting etcd and kube-apiserver (envtest): %w\ncontrol-plane log tail:\n%s", err, logtail.Last(string(tail), 20))
 	}
-	return cp, nil
+	cp.host, cp.ca = cfg.Host, cfg.CAData
+	if !strings.HasPrefix(cp.host, "https://") {
+		cp.host = "https://" + cp.host
+	}
+	// The serving certificate's CA, for the local cluster's components.
+	if err := os.WriteFile(cp.CAFile(), cp.ca, 0o644); err != nil {
+		cp.Stop()
+		return nil, err
+	}
+	return cp, ctx.Err()
 }
 
-func (cp *ControlPlane) waitReady(ctx context.Context, certDir string) error {
-	deadline := time.Now().Add(90 * time.Second)
-	last := "no serving certificate yet"
-	for time.Now().Before(deadline) {
-		if ca, err := os.ReadFile(filepath.Join(certDir, "apiserver.crt")); err == nil {
-			cp.ca = ca
-			hc, err := rest.HTTPClientFor(cp.Config(AdminToken))
-			if err != nil {
-				return fmt.Errorf("client for %s: %w", cp.host, err)
-			}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cp.host+"/readyz", nil)
-			resp, err := hc.Do(req)
-			if err != nil {
-				last = err.Error()
-			} else {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return nil
-				}
-				last = fmt.Sprintf("/readyz: %s %.300s", resp.Status, b)
-			}
-		}
-		select {
-		case name := <-cp.exited:
-			return fmt.Errorf("%s exited while starting", name)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(300 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("kube-apiserver was not ready within 90 s (last: %s)", last)
-}
+// CAFile is the API server's CA certificate, written in the data folder.
+func (cp *ControlPlane) CAFile() string { return filepath.Join(cp.dir, "certs", "ca.crt") }
 
 // Dir is the control plane's data folder: sa.key (the service-account signing key)
-// and certs/apiserver.crt (the serving certificate, its own CA) are in it.
+// and certs/ca.crt (the serving certificate's CA) are in it.
 func (cp *ControlPlane) Dir() string { return cp.dir }
 
 // LogPath is where etcd and kube-apiserver write.
@@ -237,13 +197,13 @@ func (cp *ControlPlane) LogPath() string { return cp.logPath }
 
 // Config is a rest.Config for one of the harness's tokens.
 func (cp *ControlPlane) Config(token string) *rest.Config {
-	return &rest.Config{Host: cp.host, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: cp.ca, ServerName: "kubernetes.default.svc"}}
+	return &rest.Config{Host: cp.host, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: cp.ca}}
 }
 
 // WriteKubeconfig writes a kubeconfig for a token, for tools that take one (Helm).
 func (cp *ControlPlane) WriteKubeconfig(path, token string) error {
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["kwc"] = &clientcmdapi.Cluster{Server: cp.host, CertificateAuthorityData: cp.ca, TLSServerName: "kubernetes.default.svc"}
+	cfg.Clusters["kwc"] = &clientcmdapi.Cluster{Server: cp.host, CertificateAuthorityData: cp.ca}
 	cfg.AuthInfos["kwc"] = &clientcmdapi.AuthInfo{Token: token}
 	cfg.Contexts["kwc"] = &clientcmdapi.Context{Cluster: "kwc", AuthInfo: "kwc"}
 	cfg.CurrentContext = "kwc"
@@ -257,30 +217,13 @@ func (cp *ControlPlane) Client(token string) (klient.Client, error) {
 
 // Stop ends the processes and removes the data.
 func (cp *ControlPlane) Stop() {
-	for i := len(cp.procs) - 1; i >= 0; i-- {
-		p := cp.procs[i]
-		_ = p.Process.Kill()
+	if cp.env != nil {
+		_ = cp.env.Stop()
+	}
+	if cp.log != nil {
+		cp.log.Close()
 	}
 	_ = os.RemoveAll(cp.dir)
-}
-
-func freePorts(n int) ([]int, error) {
-	var out []int
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
 }
 
 func writeKey(path string) (string, error) {

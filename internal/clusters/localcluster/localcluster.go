@@ -301,7 +301,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		return err
 	}
 	saKey := filepath.Join(cp.Dir(), "sa.key")
-	apiCA := filepath.Join(cp.Dir(), "certs", "apiserver.crt")
+	apiCA := cp.CAFile()
 	kcm, err := kubeapitest.Binary("kube-controller-manager")
 	if err != nil {
 		return err

@@ -179,8 +179,9 @@ func TestRunRejectsHostileIDs(t *testing.T) {
 	}
 }
 
-// Objects that look like kwc's but are not (no marker, a foreign id, a folder with a
-// mount under it) survive cleanup --all.
+// Objects that look like kwc's but are not (no marker, a folder with a mount under it)
+// survive the cleanup of their run. The test cleans up its own run only: cleaning up
+// every run here would take the live canaries of a kwc run on the same host.
 func TestHostCleanupLeavesWhatIsNotKwcs(t *testing.T) {
 	needRoot(t)
 	id := runid.New()
@@ -202,12 +203,7 @@ func TestHostCleanupLeavesWhatIsNotKwcs(t *testing.T) {
 	}
 	copy(b, "someone else's data")
 	_ = unix.SysvShmDetach(b)
-	// A folder under CanaryRoot whose name is not a run id, and a run's folder with a
-	// mount under it.
-	if err := os.MkdirAll(filepath.Join(nodeagent.CanaryRoot, "notarun"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(filepath.Join(nodeagent.CanaryRoot, "notarun"))
+	// A run's folder with a mount under it.
 	mounted := filepath.Join(nodeagent.CanaryRoot, id, "m")
 	if err := os.MkdirAll(mounted, 0o700); err != nil {
 		t.Fatal(err)
@@ -224,12 +220,16 @@ func TestHostCleanupLeavesWhatIsNotKwcs(t *testing.T) {
 		_ = os.RemoveAll(filepath.Join(nodeagent.CanaryRoot, id))
 	}()
 
-	removed, err := Host(AllRuns())
+	runs, err := Run(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := Host(runs)
 	if err == nil || !strings.Contains(err.Error(), "is mounted under it") {
 		t.Errorf("cleanup did not refuse the folder with a mount under it: %v", err)
 	}
 	for _, r := range removed {
-		if strings.Contains(string(r), id) || strings.Contains(string(r), "notarun") {
+		if strings.Contains(string(r), id) {
 			t.Errorf("removed something that is not kwc's: %s", r)
 		}
 	}
@@ -244,6 +244,31 @@ func TestHostCleanupLeavesWhatIsNotKwcs(t *testing.T) {
 	}
 	if !bytes.Equal(mustRead(t, keep), []byte("x")) {
 		t.Error("a file behind a mount was changed")
+	}
+}
+
+// cleanup --all takes only names of the form kwc makes: a folder named otherwise is never
+// selected, however it is spelled.
+func TestAllRunsTakesOnlyRunIDs(t *testing.T) {
+	all := AllRuns()
+	id := runid.New()
+	if !all.Has(id) {
+		t.Errorf("every run does not take the run id %q", id)
+	}
+	for _, name := range []string{"notarun", "", "..", "../etc", "ABCDEF", id + "0", id[1:], "*"} {
+		if all.Has(name) {
+			t.Errorf("every run takes %q, which is not a run id", name)
+		}
+		if ok, _ := filepath.Match(all.Glob(), name); ok {
+			t.Errorf("the glob of every run matches %q, which is not a run id", name)
+		}
+	}
+	one, err := Run(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other := runid.New(); one.Has(other) {
+		t.Errorf("run %s takes another run %s", id, other)
 	}
 }
 

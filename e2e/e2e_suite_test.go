@@ -240,7 +240,7 @@ func setUpCluster(ctx context.Context, st *framework.RunState) {
 	cfg := suite.Config
 	insecure := imagepush.Insecure(cfg.Cluster.Registry, cfg.Cluster.InsecureRegistry)
 	done := suite.Phase("cluster: push images")
-	wsImage, err := imagepush.FromEngine(ctx, suite.Docker.Client(), cfg.Images.Workspace, GinkgoT().TempDir())
+	wsImage, err := imagepush.FromEngineCached(ctx, suite.Docker.Client(), cfg.Images.Workspace, cachedir.Path())
 	setupStep(err, "reading the workspace image from the engine")
 	pinned, err := imagepush.Push(ctx, wsImage, cfg.Cluster.Registry+"/kwc/workspace:"+suite.RunID, insecure)
 	setupStep(err, "pushing the workspace image")

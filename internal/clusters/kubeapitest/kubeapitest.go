@@ -76,8 +76,22 @@ type Options struct {
 	Tokens []string
 	// Authorization is --authorization-mode (default RBAC).
 	Authorization string
-	// Args are extra kube-apiserver flags.
+	// Args are extra kube-apiserver flags, each "--name=value".
 	Args []string
+}
+
+// flagPairs splits "--name=value" flags; a flag in another form would reach the API
+// server as a stray argument and stop it with "unknown flag", far from its cause.
+func flagPairs(flags []string) ([][2]string, error) {
+	var out [][2]string
+	for _, a := range flags {
+		k, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if !ok || k == "" || !strings.HasPrefix(a, "--") {
+			return nil, fmt.Errorf("kube-apiserver flag %q: write it as --name=value", a)
+		}
+		out = append(out, [2]string{k, v})
+	}
+	return out, nil
 }
 
 // Binary is the path of a cached binary (kubelet, kube-scheduler, ...) at Version.
@@ -102,6 +116,10 @@ func Start(ctx context.Context) (*ControlPlane, error) { return StartWith(ctx, O
 // admission plugin on, which envtest turns off, because the API checks judge the
 // tokens it mounts.
 func StartWith(ctx context.Context, o Options) (*ControlPlane, error) {
+	extra, err := flagPairs(o.Args)
+	if err != nil {
+		return nil, err
+	}
 	apiserver, err := Binary("kube-apiserver")
 	if err != nil {
 		return nil, err
@@ -159,9 +177,8 @@ func StartWith(ctx context.Context, o Options) (*ControlPlane, error) {
 		// As kind and kubeadm clusters run: privileged pods are a policy question for
 		// RBAC and admission, not refused outright.
 		Set("allow-privileged", "true")
-	for _, a := range o.Args {
-		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		args.Append(k, v)
+	for _, f := range extra {
+		args.Append(f[0], f[1])
 	}
 	cp.env = &envtest.Environment{ControlPlane: envtest.ControlPlane{
 		Etcd:      &envtest.Etcd{Path: etcd, DataDir: filepath.Join(dir, "etcd"), Out: cp.log, Err: cp.log, StartTimeout: 60 * time.Second},

@@ -290,8 +290,8 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		Dir:           c.path("control-plane"),
 		Tokens:        []string{NodeToken + ",system:node:" + NodeName + ",3,\"system:nodes\""},
 		Authorization: "Node,RBAC",
-		Args: []string{"--kubelet-client-certificate", clientCert, "--kubelet-client-key", clientKey,
-			"--kubelet-preferred-address-types", "InternalIP", "--enable-admission-plugins", "NodeRestriction"},
+		Args: []string{"--kubelet-client-certificate=" + clientCert, "--kubelet-client-key=" + clientKey,
+			"--kubelet-preferred-address-types=InternalIP", "--enable-admission-plugins=NodeRestriction"},
 	})
 	if err != nil {
 		return err

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # make bench's lane half: runs the docker-target default lanes and then the local
-# cluster's, each once with one Ginkgo process and once with PARALLEL (default: the
-# cores), prints their phases side by side with the ratio of wall times, and fails
+# cluster's, each once with one Ginkgo process and once with PARALLEL (default: twice
+# the cores), prints their phases side by side with the ratio of wall times, and fails
 # when any verdict differs between the serial and the parallel run (kwc compare):
 # running lanes in parallel must change no verdict. Uses DOCKER_HOST when it answers.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-par=${PARALLEL:-$(nproc)}
+par=${PARALLEL:-$(( $(nproc) * 2 ))}
 if [ "$par" -lt 2 ]; then
   echo "kwc bench: PARALLEL=$par: the comparison needs at least 2 processes" >&2
   exit 2

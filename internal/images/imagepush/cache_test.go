@@ -15,8 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/moby/moby/client"
-
-	"kwc.dev/kwc/internal/images/localregistry"
 )
 
 // fakeEngine answers the two calls FromEngineCached makes (inspect, save) for one
@@ -132,15 +130,7 @@ func TestFromEngineCachedRefusesAnIDThatIsNoFolderName(t *testing.T) {
 
 // Pushing what the registry already holds uploads nothing and still tags it.
 func TestPushOfWhatTheRegistryHoldsOnlyTags(t *testing.T) {
-	r, err := localregistry.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	img, err := random.Image(512, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, img := registryAndImage(t)
 	first, err := Push(t.Context(), img, r.Host()+"/kwc/workspace:run1", true)
 	if err != nil {
 		t.Fatal(err)

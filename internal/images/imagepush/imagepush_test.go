@@ -3,21 +3,14 @@ package imagepush
 import (
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"kwc.dev/kwc/internal/images/localregistry"
 )
 
 func TestPushReturnsTheDigestTheRegistryServes(t *testing.T) {
-	r, err := localregistry.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	img, err := random.Image(512, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, img := registryAndImage(t)
 	pinned, err := Push(t.Context(), img, r.Host()+"/kwc/workspace:t1", Insecure(r.Host(), false))
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +27,21 @@ func TestPushReturnsTheDigestTheRegistryServes(t *testing.T) {
 	if pinned != r.Host()+"/kwc/workspace@"+d.String() {
 		t.Fatalf("pinned %s, registry serves %s", pinned, d)
 	}
+}
+
+// registryAndImage starts an in-process registry for the test and makes a small image.
+func registryAndImage(t *testing.T) (*localregistry.Registry, v1.Image) {
+	t.Helper()
+	r, err := localregistry.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, img
 }
 
 func TestInsecureOnlyForLoopbackOrWhenAsked(t *testing.T) {

@@ -63,17 +63,30 @@ func Busybox(busyboxPath string) (v1.Image, error) {
 }
 
 func mustBeStatic(p string) error {
+	static, err := Static(p)
+	if err != nil {
+		return err
+	}
+	if !static {
+		return fmt.Errorf("%s is dynamically linked; the fixture base needs Debian's busybox-static (apt-get install busybox-static)", p)
+	}
+	return nil
+}
+
+// Static reports whether the ELF binary at p needs no dynamic loader: images made on
+// the busybox base have no libc.
+func Static(p string) (bool, error) {
 	f, err := elf.Open(p)
 	if err != nil {
-		return fmt.Errorf("%s is not an ELF binary: %w", p, err)
+		return false, fmt.Errorf("%s is not an ELF binary: %w", p, err)
 	}
 	defer f.Close()
 	for _, prog := range f.Progs {
 		if prog.Type == elf.PT_INTERP {
-			return fmt.Errorf("%s is dynamically linked; the fixture base needs Debian's busybox-static (apt-get install busybox-static)", p)
+			return false, nil
 		}
 	}
-	return nil
+	return true, nil
 }
 
 func rootfs(bin []byte, applets []string) ([]byte, error) {

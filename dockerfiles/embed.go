@@ -12,12 +12,23 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-//go:embed all:workspace all:fixtures
+//go:embed all:workspace all:fixtures all:kind-node
 var files embed.FS
 
 // Workspace is the workspace image's build context.
 func Workspace() fs.FS {
 	sub, err := fs.Sub(files, "workspace")
+	if err != nil {
+		panic(err) // embedded at build time: cannot fail
+	}
+	return sub
+}
+
+// KindNode is the files of kwc's offline kind node image that kwc itself writes (the
+// Dockerfile, units, CNI config); internal/images/nodeimage adds kind's files and the
+// binaries.
+func KindNode() fs.FS {
+	sub, err := fs.Sub(files, "kind-node")
 	if err != nil {
 		panic(err) // embedded at build time: cannot fail
 	}

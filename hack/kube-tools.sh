@@ -50,3 +50,4 @@ versioned kubelet k8s.io/kubernetes/cmd/kubelet
 versioned kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 versioned kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
 versioned kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
+versioned etcd ./etcd

@@ -24,6 +24,8 @@ commands:
               junit.xml again (--rejudge: decide escape again from the observations)
   compare     REPORT-A REPORT-B: exit 1 when any verdict differs (lane, criterion, check)
   config      defaults | validate FILE
+  node-image  build kwc's offline kind node image into the engine (make node-image
+              builds its binaries first) and print its reference
 `
 
 func main() {
@@ -47,6 +49,8 @@ func main() {
 		err = reportCmd(ctx, os.Args[2:])
 	case "compare":
 		err = compareCmd(os.Args[2:])
+	case "node-image":
+		err = nodeImageCmd(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

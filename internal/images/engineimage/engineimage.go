@@ -50,10 +50,15 @@ type DebianBase struct {
 	// ca-certificates (what the workspace image builds on). Tests set a smaller set.
 	Variant string
 	Include []string
+	// Name tells apart bases of the same suite in the cache (empty: the workspace's).
+	Name string
 }
 
 // TarPath is where the base's tarball is cached.
 func (b DebianBase) TarPath() string {
+	if b.Name != "" {
+		return filepath.Join(b.CacheDir, "debian-"+b.Suite+"-"+b.Name+".tar")
+	}
 	return filepath.Join(b.CacheDir, "debian-"+b.Suite+".tar")
 }
 

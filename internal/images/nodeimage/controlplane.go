@@ -129,6 +129,17 @@ func withBinary(base v1.Image, c Component, what string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	// kubeadm's static pods name the command without a path: it must be on the PATH,
+	// which on the busybox base lacks /usr/local/bin.
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return nil, err
+	}
 	// The same binary and base always give the same image: the node image's hash
 	// depends on its inputs only.
 	return mutate.CreatedAt(img, v1.Time{Time: epoch})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -86,6 +87,9 @@ func TestControlPlaneImagesAreWhatKubeadmAsksFor(t *testing.T) {
 		cf, _ := img.ConfigFile()
 		if len(cf.Config.Entrypoint) != 1 || cf.Config.Entrypoint[0] != "/usr/local/bin/"+cmd {
 			t.Errorf("%s: entrypoint %v", s, cf.Config.Entrypoint)
+		}
+		if !slices.Contains(cf.Config.Env, "PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") {
+			t.Errorf("%s: /usr/local/bin is not on the PATH (%v): kubeadm's static pods name %s without a path", s, cf.Config.Env, cmd)
 		}
 		if fileIn(t, img, "bin/sh") == nil {
 			t.Errorf("%s: no shell from the base", s)

@@ -1,7 +1,8 @@
 # kwc — Kata Workspace Conformance.
 #   make e2e                 the main job (kind + Kata; TARGET=docker for the local engine)
 #   make test                unit tests, fixture validation, the docker-target suite, calibration,
-#                            the cluster target against a local one-node cluster
+#                            the cluster target against a local one-node cluster, and a kind
+#                            cluster from kwc's offline node image (make kind-smoke)
 SHELL := /bin/bash
 GO ?= go
 GINKGO := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
@@ -19,7 +20,7 @@ LDFLAGS := -X kwc.dev/kwc/e2e/framework.version=$(VERSION) -X kwc.dev/kwc/e2e/fr
 GINKGO_FLAGS = -v --tags=e2e --procs=$(PARALLEL) --timeout=2h --fail-on-empty --poll-progress-after=5m --poll-progress-interval=1m \
 	--ldflags="$(LDFLAGS)" $(if $(LABELS),--label-filter='$(LABELS)')
 
-.PHONY: e2e e2e-local e2e-list test unit kube-tools calibrate deps engine-start engine-stop vet fuzz chaos runsc bench
+.PHONY: e2e e2e-local e2e-list test unit kube-tools node-image kind-smoke calibrate deps engine-start engine-stop vet fuzz chaos runsc bench
 
 ## chaos: the fault test: kill CHAOS_RUNS docker-target runs (SIGKILL, then SIGINT, at
 ## five phases), run kwc cleanup --run <id> after each, and fail on anything left.
@@ -54,6 +55,21 @@ e2e-list:
 ## controller manager, scheduler and kubelet (cached in .cache/bin).
 kube-tools:
 	@hack/kube-tools.sh
+
+## node-image: kwc's offline kind node image (Debian bookworm, containerd 2.x, kubeadm,
+## kubelet and the control-plane images at client-go's version, all built here), into
+## the engine DOCKER_HOST names; prints its reference. About 15 minutes cold.
+node-image:
+	@hack/kube-tools.sh --node
+	@hack/containerd.sh
+	$(GO) run ./cmd/kwc node-image
+
+## kind-smoke: kind itself, here: make the node image, create a one-node cluster from
+## it through kind's library, check the node is Ready and a pod runs, delete it.
+kind-smoke:
+	@hack/kube-tools.sh --node
+	@hack/containerd.sh
+	@set -euo pipefail; ref=$$($(GO) run ./cmd/kwc node-image); $(GO) run ./hack/kindsmoke --node-image "$$ref"
 
 ## unit: unit tests, fixture validation, the real-API-server tests, and the kind
 ## failure-path test (which needs the container engine).
@@ -106,7 +122,8 @@ test: deps vet kube-tools runsc
 	hack/e2e-local.sh; \
 	$(GO) run ./cmd/kwc report --check-browser reports/latest; \
 	$(GO) run ./cmd/kwc gate --policy fixtures/policies/runc-local.yaml reports/latest; \
-	hack/e2e-local.sh --decoy
+	hack/e2e-local.sh --decoy; \
+	$(MAKE) --no-print-directory kind-smoke
 
 engine-start:
 	@hack/engine.sh start

@@ -1,8 +1,9 @@
 // Package kubeapitest runs a real kube-apiserver (with etcd, through controller-runtime's
-// envtest) on loopback for tests and the local cluster, so
-// the objects kwc generates are judged by the API server's own validation, defaulting
-// and admission, and authorization questions get real RBAC answers. The binaries are
-// built from source by hack/kube-tools.sh and cached under .cache/bin by version.
+// envtest) on loopback for tests, so the objects kwc generates are judged by the API
+// server's own validation, defaulting and admission, and authorization questions get
+// real RBAC answers. The binaries are built from source by hack/kube-tools.sh into
+// .cache/bin/node, stamped with their version. Version is also the Kubernetes version
+// of kwc's kind node image.
 package kubeapitest
 
 import (
@@ -49,7 +50,9 @@ type ControlPlane struct {
 	logPath string
 }
 
-// binDir finds .cache/bin at the repository root.
+// binDir finds .cache/bin/node at the repository root: hack/kube-tools.sh builds one
+// set of static, versioned Kubernetes binaries there for the tests and the kind node
+// image alike.
 func binDir() (string, error) {
 	if d := os.Getenv("KWC_KUBE_BIN"); d != "" {
 		return d, nil
@@ -61,79 +64,45 @@ func binDir() (string, error) {
 	for d := wd; d != "/"; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil && !strings.Contains(d, "hack/tools") {
 			if b, _ := os.ReadFile(filepath.Join(d, "go.mod")); strings.HasPrefix(string(b), "module kwc.dev/kwc\n") {
-				return filepath.Join(d, ".cache", "bin"), nil
+				return filepath.Join(d, ".cache", "bin", "node"), nil
 			}
 		}
 	}
 	return "", errors.New("cannot find the kwc repository root (set KWC_KUBE_BIN)")
 }
 
-// Options extend the control plane for a cluster with nodes (internal/clusters/localcluster).
-type Options struct {
-	// Dir holds the control plane's data; a temporary folder when empty.
-	Dir string
-	// Tokens are extra lines of the token file: token,user,uid,"group1,group2".
-	Tokens []string
-	// Authorization is --authorization-mode (default RBAC).
-	Authorization string
-	// Args are extra kube-apiserver flags, each "--name=value".
-	Args []string
-}
-
-// flagPairs splits "--name=value" flags; a flag in another form would reach the API
-// server as a stray argument and stop it with "unknown flag", far from its cause.
-func flagPairs(flags []string) ([][2]string, error) {
-	var out [][2]string
-	for _, a := range flags {
-		k, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		if !ok || k == "" || !strings.HasPrefix(a, "--") {
-			return nil, fmt.Errorf("kube-apiserver flag %q: write it as --name=value", a)
-		}
-		out = append(out, [2]string{k, v})
-	}
-	return out, nil
-}
-
-// Binary is the path of a cached binary (kubelet, kube-scheduler, ...) at Version.
+// Binary is the path of a cached binary (kube-apiserver, etcd, kubelet, ...) built at
+// Version: the folder's version stamp must say so, or the binary is refused.
 func Binary(name string) (string, error) {
 	bins, err := binDir()
 	if err != nil {
 		return "", err
 	}
-	p := filepath.Join(bins, name+"-"+Version)
+	p := filepath.Join(bins, name)
+	fix := "build them with `make kube-tools` (about 5 minutes cold on 2 cores, cached after)"
+	if b, err := os.ReadFile(filepath.Join(bins, "kubernetes.version")); err != nil || strings.TrimSpace(string(b)) != Version {
+		return "", fmt.Errorf("the Kubernetes binaries in %s are not at %s (stamp %q): %s", bins, Version, strings.TrimSpace(string(b)), fix)
+	}
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("%s is missing: build the test cluster's binaries with `make kube-tools` (about 12 minutes cold on 2 cores, cached after)", p)
+		return "", fmt.Errorf("%s is missing: %s", p, fix)
 	}
 	return p, nil
 }
 
 // Start starts etcd and kube-apiserver and waits until the API server is ready.
-func Start(ctx context.Context) (*ControlPlane, error) { return StartWith(ctx, Options{}) }
-
-// StartWith is Start with options. envtest starts etcd and kube-apiserver and waits
-// for the API server's health; kwc adds the token users, its own service-account key
-// (the local cluster's controller manager signs with it) and keeps the ServiceAccount
-// admission plugin on, which envtest turns off, because the API checks judge the
-// tokens it mounts.
-func StartWith(ctx context.Context, o Options) (*ControlPlane, error) {
-	extra, err := flagPairs(o.Args)
-	if err != nil {
-		return nil, err
-	}
+// envtest starts the two and waits for the API server's health; kwc adds the token
+// users and its own service-account key, and keeps the ServiceAccount admission plugin
+// on, which envtest turns off, because the API checks judge the tokens it mounts.
+func Start(ctx context.Context) (*ControlPlane, error) {
 	apiserver, err := Binary("kube-apiserver")
 	if err != nil {
 		return nil, err
 	}
-	etcd, err := Binary("etcd-kube")
+	etcd, err := Binary("etcd")
 	if err != nil {
 		return nil, err
 	}
-	dir := o.Dir
-	if dir == "" {
-		dir, err = os.MkdirTemp("", "kwc-kubeapi-")
-	} else {
-		err = os.MkdirAll(dir, 0o700)
-	}
+	dir, err := os.MkdirTemp("", "kwc-kubeapi-")
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +116,7 @@ func StartWith(ctx context.Context, o Options) (*ControlPlane, error) {
 		return nil, err
 	}
 	tokens := filepath.Join(dir, "tokens.csv")
-	lines := append([]string{AdminToken + `,kwc-admin,1,"system:masters"`, WorkspaceToken + "," + WorkspaceUser + ",2"}, o.Tokens...)
+	lines := []string{AdminToken + `,kwc-admin,1,"system:masters"`, WorkspaceToken + "," + WorkspaceUser + ",2"}
 	if err := os.WriteFile(tokens, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		cp.Stop()
 		return nil, err
@@ -157,14 +126,10 @@ func StartWith(ctx context.Context, o Options) (*ControlPlane, error) {
 		cp.Stop()
 		return nil, err
 	}
-	authz := o.Authorization
-	if authz == "" {
-		authz = "RBAC"
-	}
 	api := &envtest.APIServer{Path: apiserver, CertDir: certDir, Out: cp.log, Err: cp.log, StartTimeout: 90 * time.Second, StopTimeout: 20 * time.Second}
 	args := api.Configure()
 	args.Disable("disable-admission-plugins")
-	args.Set("token-auth-file", tokens).Set("authorization-mode", authz).
+	args.Set("token-auth-file", tokens).Set("authorization-mode", "RBAC").
 		Set("service-account-issuer", "https://kubernetes.default.svc").
 		Set("service-account-key-file", saKey).Set("service-account-signing-key-file", saKey).
 		// Every address is loopback: the service range is configuration only, nothing
@@ -177,9 +142,6 @@ func StartWith(ctx context.Context, o Options) (*ControlPlane, error) {
 		// As kind and kubeadm clusters run: privileged pods are a policy question for
 		// RBAC and admission, not refused outright.
 		Set("allow-privileged", "true")
-	for _, f := range extra {
-		args.Append(f[0], f[1])
-	}
 	cp.env = &envtest.Environment{ControlPlane: envtest.ControlPlane{
 		Etcd:      &envtest.Etcd{Path: etcd, DataDir: filepath.Join(dir, "etcd"), Out: cp.log, Err: cp.log, StartTimeout: 60 * time.Second},
 		APIServer: api,
@@ -194,20 +156,8 @@ func StartWith(ctx context.Context, o Options) (*ControlPlane, error) {
 	if !strings.HasPrefix(cp.host, "https://") {
 		cp.host = "https://" + cp.host
 	}
-	// The serving certificate's CA, for the local cluster's components.
-	if err := os.WriteFile(cp.CAFile(), cp.ca, 0o644); err != nil {
-		cp.Stop()
-		return nil, err
-	}
 	return cp, ctx.Err()
 }
-
-// CAFile is the API server's CA certificate, written in the data folder.
-func (cp *ControlPlane) CAFile() string { return filepath.Join(cp.dir, "certs", "ca.crt") }
-
-// Dir is the control plane's data folder: sa.key (the service-account signing key)
-// and certs/ca.crt (the serving certificate's CA) are in it.
-func (cp *ControlPlane) Dir() string { return cp.dir }
 
 // LogPath is where etcd and kube-apiserver write.
 func (cp *ControlPlane) LogPath() string { return cp.logPath }
@@ -252,8 +202,8 @@ func writeKey(path string) (string, error) {
 	return path, os.WriteFile(path, b, 0o600)
 }
 
-// TB is the part of testing.TB that ForTest uses: named here so that the local
-// cluster, which uses this package outside tests, does not link the testing package.
+// TB is the part of testing.TB that ForTest uses: named here so that this package,
+// which the suite and the CLI link, does not link the testing package.
 type TB interface {
 	Helper()
 	Cleanup(func())

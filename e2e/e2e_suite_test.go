@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,7 +190,7 @@ func nonKernel() func(context.Context, target.Workspace) []verdict.Finding {
 		return nil
 	}
 	version := suite.KataVersion
-	if suite.Kind != nil {
+	if suite.Config.Target == config.TargetKind && suite.Config.KindCluster.Kata == config.KindKataInstall {
 		version = suite.Config.Kata.Version
 	}
 	return func(ctx context.Context, ws target.Workspace) []verdict.Finding {
@@ -215,22 +214,28 @@ func setupStep(err error, doing string) {
 	Expect(err).NotTo(HaveOccurred(), doing)
 }
 
-// setUpKind puts the run's images into the kind nodes and installs Kata, then starts
-// the node agents.
+// setUpKind puts the run's images into the kind nodes and installs Kata (when
+// kindCluster.kata is install), then starts the node agents.
 func setUpKind(ctx context.Context, st *framework.RunState) {
 	cfg := suite.Config
 	cli := suite.Docker.Client()
-	err := suite.Kind.LoadArchive(cfg.Images.Workspace, func() (io.ReadCloser, error) {
-		return cli.ImageSave(ctx, []string{cfg.Images.Workspace})
-	})
-	setupStep(err, "loading the workspace image into the kind nodes")
-	done := suite.Phase("kind: kata-deploy install and readiness")
-	err = suite.Kind.InstallKata(ctx, cfg.Interval("kind", "kata-ready"))
+	// The image compressed once and cached (as for a push) streams into the nodes
+	// faster than the engine's uncompressed save.
+	done := suite.Phase("kind: workspace image into the nodes")
+	img, err := imagepush.FromEngineCached(ctx, cli, cfg.Images.Workspace, cachedir.Path())
+	setupStep(err, "reading the workspace image from the engine")
+	err = suite.Kind.Cluster.LoadImage(img, cfg.Images.Workspace)
 	done()
-	setupStep(err, "installing Kata")
-	img := agentImage(ctx)
+	setupStep(err, "loading the workspace image into the kind nodes")
+	suite.Logf("loaded %s into the kind nodes", cfg.Images.Workspace)
+	if cfg.KindCluster.Kata == config.KindKataInstall {
+		done := suite.Phase("kind: kata-deploy install and readiness")
+		err = suite.Kind.InstallKata(ctx, cfg.Interval("kind", "kata-ready"))
+		done()
+		setupStep(err, "installing Kata")
+	}
 	ref := "127.0.0.1/kwc/node-agent:" + suite.RunID
-	setupStep(suite.Kind.Cluster.LoadImage(img, ref), "loading the node agent image")
+	setupStep(suite.Kind.Cluster.LoadImage(agentImage(ctx), ref), "loading the node agent image")
 	startAgents(ctx, ref, st)
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# make bench's lane half: runs the docker-target default lanes and then the local
-# cluster's, each once with one Ginkgo process and once with PARALLEL (default: twice
-# the cores), prints their phases side by side with the ratio of wall times, and fails
+# make bench's lane half: runs the docker-target default lanes and then the kind
+# target's on kwc's offline node image (make e2e-kind), each once with one Ginkgo
+# process and once with PARALLEL (default: twice the cores), prints their phases side by side with the ratio of wall times, and fails
 # when any verdict differs between the serial and the parallel run (kwc compare):
 # running lanes in parallel must change no verdict. Uses DOCKER_HOST when it answers.
 set -euo pipefail
@@ -27,10 +27,10 @@ run() {
   "$@" PARALLEL="$procs" >"$logs/$name-$procs.log" 2>&1 || echo "kwc bench: $name with $procs process(es) exited non-zero (see its log)" >&2
   readlink -f reports/latest
 }
-for suite in docker local-cluster; do
+for suite in docker kind; do
   case $suite in
     docker) cmd=(make --no-print-directory e2e TARGET=docker) ;;
-    local-cluster) cmd=(hack/e2e-local.sh) ;;
+    kind) cmd=(make --no-print-directory e2e-kind) ;;
   esac
   serial=$(run "$suite" 1 "${cmd[@]}")
   parallel=$(run "$suite" "$par" "${cmd[@]}")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/escape/nodeagent"
 	"kwc.dev/kwc/internal/escape/verdict"
 	"kwc.dev/kwc/internal/images/localregistry"
@@ -77,6 +78,11 @@ func (s *Suite) Adopt(ctx context.Context, st RunState) error {
 	if st.Host != nil {
 		s.nodes = map[string]Node{"": nodeagent.OnHost{Held: *st.Host}}
 		return nil
+	}
+	if s.Cluster == nil && s.Config != nil && s.Config.Target == config.TargetKind {
+		if err := s.connectKind(st.Dir); err != nil {
+			return err
+		}
 	}
 	if s.Cluster == nil || st.AgentError != "" {
 		return nil

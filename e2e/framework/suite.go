@@ -13,11 +13,15 @@ import (
 	"strings"
 	"time"
 
+	"kwc.dev/kwc/internal/cachedir"
+	"kwc.dev/kwc/internal/clusters/kindcluster"
 	"kwc.dev/kwc/internal/clusters/kindrun"
+	"kwc.dev/kwc/internal/clusters/kubeapitest"
 	"kwc.dev/kwc/internal/clusters/plan"
 	"kwc.dev/kwc/internal/clusters/preflight"
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/images/localregistry"
+	"kwc.dev/kwc/internal/images/nodeimage"
 	"kwc.dev/kwc/internal/kube/clusterrun"
 	"kwc.dev/kwc/internal/reporting/report"
 	"kwc.dev/kwc/internal/target"
@@ -112,8 +116,11 @@ func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
 			return s, fmt.Errorf("creating the report folder %s: %w", s.Dir, err)
 		}
 	}
-	if s.Parallel.Total > 1 && (cfg.Target == config.TargetKind || (cfg.Target == config.TargetCluster && cfg.Kata.Install)) && !f.DryRun {
-		return s, fmt.Errorf("the %s target cannot run in %d parallel processes yet: each would create its cluster or install Kata; run it with one process (make e2e PARALLEL=1)", cfg.Target, s.Parallel.Total)
+	// The kind target brings its cluster up in process 1 and the others connect to it;
+	// installing Kata on an existing cluster decides the lanes, which every process
+	// must know before the specs are built.
+	if s.Parallel.Total > 1 && cfg.Target == config.TargetCluster && cfg.Kata.Install && !f.DryRun {
+		return s, fmt.Errorf("the cluster target with kata.install cannot run in %d parallel processes yet: its lanes come from the RuntimeClasses the install makes; run it with one process (make e2e PARALLEL=1)", s.Parallel.Total)
 	}
 	switch cfg.Target {
 	case config.TargetDocker:
@@ -156,16 +163,20 @@ func Setup(ctx context.Context, f Flags, out io.Writer) (*Suite, error) {
 	return s, nil
 }
 
-// setupKind plans the kind run and preflights the host before anything slow. The
-// cluster lifecycle (create through kind's library, install Kata with the Helm SDK,
-// run the lanes as pods) is not in this build: a host that passes preflight is told
-// so, plainly, instead of getting a pretend run.
+// setupKind plans the kind run and preflights the host before anything slow, then
+// (process 1 only; the others connect when they adopt the run) makes the node image
+// when asked for kwc's offline one and brings the cluster up through kind's library.
+// Kata is installed later, in the run's setup, when kindCluster.kata is install.
 func (s *Suite) setupKind(ctx context.Context, dryRun bool) error {
 	cluster, err := kindconfigs.Load(s.Config.KindCluster.Config, "kwc-"+s.RunID)
 	if err != nil {
 		return err
 	}
-	checks := preflight.System().KVM()
+	kata := s.Config.KindCluster.Kata
+	var checks []preflight.Check
+	if kata == config.KindKataInstall {
+		checks = preflight.System().KVM()
+	}
 	engine := preflight.Check{Name: "container engine (kind's node provider)", Fix: "start dockerd or set DOCKER_HOST"}
 	if dt, err := dockertarget.New(s.RunID, s.Config.Images.Workspace); err != nil {
 		engine.Detail = err.Error()
@@ -179,14 +190,14 @@ func (s *Suite) setupKind(ctx context.Context, dryRun bool) error {
 	if err != nil {
 		return err
 	}
-	s.Recorder.SetEnv(map[string]string{"kind.nodeImage": cluster.Nodes[0].Image, "kata.version": s.Config.Kata.Version, "kata.chart": s.Config.Kata.Chart})
 	if dryRun {
 		if err := p.Print(s.Out); err != nil {
 			return err
 		}
 		return ErrDryRun
 	}
-	if err := preflight.Error(checks, "Without KVM, run the same criteria against the local engine: make e2e TARGET=docker"); err != nil {
+	hint := "Without KVM, run the same criteria against the local engine (make e2e TARGET=docker), or kind without Kata (kindCluster.kata: none)"
+	if err := preflight.Error(checks, hint); err != nil {
 		return err
 	}
 	// kind's node provider is the local engine; it also builds the run's images.
@@ -195,20 +206,52 @@ func (s *Suite) setupKind(ctx context.Context, dryRun bool) error {
 		return err
 	}
 	s.Docker = dt
+	s.Lanes = p.Lanes
+	s.Recorder = report.NewRecorder(s.run, s.Lanes)
+	env := map[string]string{"kind.version": nodeimage.KindVersion(), "kind.kata": string(kata)}
+	if kata == config.KindKataInstall {
+		env["kata.version"], env["kata.chart"] = s.Config.Kata.Version, s.Config.Kata.Chart
+		s.Recorder.SetEnv(ShimFacts(s.Config.Kata.Shims))
+	}
+	s.Recorder.SetEnv(env)
+	if s.Parallel.Process > 1 {
+		return nil
+	}
+	nodeImage := s.Config.KindCluster.NodeImage
+	if nodeImage == config.NodeImageOffline {
+		done := s.Phase("kind: kwc's offline node image")
+		nodeImage, err = nodeimage.Offline{Kubernetes: kubeapitest.Version, CacheDir: cachedir.Path(), Mirror: s.Config.Images.DebianMirror,
+			Logf: s.Logf}.Ensure(ctx, dt.Client())
+		done()
+		if err != nil {
+			return fmt.Errorf("kwc's offline node image (kindCluster.nodeImage: offline; make node-image builds its binaries first): %w", err)
+		}
+		s.Recorder.SetEnv(map[string]string{"kind.nodeImage.madeBy": "kwc node-image: Debian bookworm, kind " + nodeimage.KindVersion() + "'s base files, containerd and Kubernetes " + kubeapitest.Version + " built from their Go modules"})
+	} else if nodeImage == "" {
+		nodeImage = cluster.Nodes[0].Image
+		s.Recorder.SetEnv(map[string]string{"kind.nodeImage.madeBy": "kind's published node image, as kindconfigs/" + s.Config.KindCluster.Config + " pins it"})
+	}
+	s.Recorder.SetEnv(map[string]string{"kind.nodeImage": nodeImage})
 	upStart := time.Now()
-	env, err := kindrun.Up(ctx, kindrun.Options{Config: s.Config, RunID: s.RunID, Dir: s.Dir, Reuse: s.flags.Reuse, Logf: s.Logf})
-	s.Kind = env
+	kenv, err := kindrun.Up(ctx, kindrun.Options{Config: s.Config, RunID: s.RunID, Dir: s.Dir, NodeImage: nodeImage, Reuse: s.flags.Reuse, Logf: s.Logf})
+	s.Kind = kenv
 	if err != nil {
 		return err
 	}
-	s.Target, s.Cluster = env.Target, env.Env
-	lanes := append(append([]config.Lane(nil), s.Config.Lanes...), s.Config.KataLanes()...)
-	s.Lanes = lanes
-	s.Recorder = report.NewRecorder(s.run, lanes)
-	s.Recorder.AddPhase("kind: cluster and node checks", upStart, time.Now())
-	s.Recorder.SetEnv(map[string]string{"kind.cluster": env.Cluster.Name, "kind.nodeImage": cluster.Nodes[0].Image, "kata.version": s.Config.Kata.Version, "kata.chart": s.Config.Kata.Chart})
-	s.Recorder.SetEnv(ShimFacts(s.Config.Kata.Shims))
+	s.Target, s.Cluster = kenv.Target, kenv.Env
+	s.Recorder.AddPhase("kind: cluster", upStart, time.Now())
+	s.Recorder.SetEnv(map[string]string{"kind.cluster": kenv.Cluster.Name})
 	s.Recorder.SetEnv(s.Target.Describe(ctx))
+	return nil
+}
+
+// connectKind joins the kind cluster process 1 brought up (parallel runs).
+func (s *Suite) connectKind(dir string) error {
+	env, err := kindrun.Connect(kindrun.Options{Config: s.Config, RunID: s.RunID, Dir: dir, Logf: s.Logf}, kindcluster.KubeconfigPath(dir))
+	if err != nil {
+		return fmt.Errorf("connecting to the kind cluster process 1 made: %w", err)
+	}
+	s.Target, s.Cluster = env.Target, env
 	return nil
 }
 

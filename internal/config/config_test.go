@@ -361,3 +361,46 @@ func TestDiscoveryBoundsDefaultAndValidate(t *testing.T) {
 		t.Fatalf("walkDepth 0: %v", err)
 	}
 }
+
+// Issue 15: kind's lanes are known before the cluster exists, for every
+// kindCluster.kata; a mode outside the three is refused with the choices.
+func TestKindLanesPerKataMode(t *testing.T) {
+	names := func(ls []Lane) (out []string) {
+		for _, l := range ls {
+			out = append(out, l.Name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		kata KindKata
+		want []string
+	}{
+		{KindKataNone, []string{"runc-gitlab", "runc-privileged", "c2-host-namespaces", "c3-host-path"}},
+		{KindKataDecoy, []string{"runc-gitlab", "runc-privileged", "c2-host-namespaces", "c3-host-path", "kata-decoy-gitlab", "kata-decoy-privileged"}},
+	} {
+		c, err := Load("", Overrides{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.KindCluster.Kata = tc.kata
+		got, err := c.KindLanes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(names(got), tc.want) {
+			t.Errorf("%s: lanes %v, want %v", tc.kata, names(got), tc.want)
+		}
+	}
+	c, err := Load("", Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	install, err := c.KindLanes()
+	if err != nil || len(install) != len(c.Lanes)+len(c.KataLanes()) {
+		t.Fatalf("install: %d lanes (%v), want the configured and a lane per shim and shape", len(install), err)
+	}
+	c.KindCluster.Kata = "maybe"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "use install") {
+		t.Fatalf("kindCluster.kata maybe: %v", err)
+	}
+}

@@ -25,6 +25,9 @@ func (c *Config) Default() {
 	if c.KindCluster.Config == "" {
 		c.KindCluster.Config = "default.yaml"
 	}
+	if c.KindCluster.Kata == "" {
+		c.KindCluster.Kata = KindKataInstall
+	}
 	if c.Cluster.ContainerdSocket == "" {
 		c.Cluster.ContainerdSocket = "/run/containerd/containerd.sock"
 	}

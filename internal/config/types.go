@@ -165,7 +165,29 @@ type KindTarget struct {
 	// ShmSize is what each node's /dev/shm is remounted to: kind leaves Docker's 64 MiB,
 	// and the QEMU shims keep guest RAM there (kata-containers#5692).
 	ShmSize string `json:"shmSize,omitempty"`
+	// Kata says what the cluster gets besides runc: install (kata-deploy and a lane
+	// per shim: the main job, which needs KVM), none (the configured runc lanes and
+	// controls only, on a host without KVM) or decoy (none, plus kata-decoy: runc
+	// under a Kata name in every node's containerd, whose lanes must fail escape).
+	Kata KindKata `json:"kata,omitempty"`
 }
+
+// KindKata is what a kind cluster runs besides runc.
+type KindKata string
+
+const (
+	KindKataInstall KindKata = "install"
+	KindKataNone    KindKata = "none"
+	KindKataDecoy   KindKata = "decoy"
+)
+
+// NodeImageOffline as kindCluster.nodeImage builds kwc's own node image offline
+// (make node-image) and creates the cluster from it.
+const NodeImageOffline = "offline"
+
+// DecoyRuntimeClass is the RuntimeClass and containerd handler of kindCluster.kata:
+// decoy: plain runc under a Kata name.
+const DecoyRuntimeClass = "kata-decoy"
 
 // ClusterTarget configures the cluster target: an existing cluster, reached through a
 // kubeconfig, whose nodes pull the run's images from a registry the user names.

@@ -96,6 +96,11 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	switch c.KindCluster.Kata {
+	case KindKataInstall, KindKataNone, KindKataDecoy:
+	default:
+		add("kindCluster.kata %q: use install (kata-deploy, needs KVM), none (runc lanes only) or decoy (none plus the kata-decoy negative control)", c.KindCluster.Kata)
+	}
 	if c.Target != TargetDocker {
 		if err := c.Kata.validate(); err != nil {
 			add("kata: %w", err)
@@ -373,6 +378,19 @@ func (c *Config) KataLanes() []Lane {
 		}
 	}
 	return out
+}
+
+// KindLanes are the kind target's lanes, known before the cluster exists: the
+// configured ones, plus per kindCluster.kata a lane per shim and shape (install), or
+// a VM-claiming lane per shape on the kata-decoy RuntimeClass (decoy).
+func (c *Config) KindLanes() ([]Lane, error) {
+	switch c.KindCluster.Kata {
+	case KindKataNone:
+		return c.ClusterLanes(nil)
+	case KindKataDecoy:
+		return c.ClusterLanes([]RuntimeClass{{Name: DecoyRuntimeClass, Handler: DecoyRuntimeClass}})
+	}
+	return append(append([]Lane(nil), c.Lanes...), c.KataLanes()...), nil
 }
 
 // RuntimeClass is what lane selection needs to know of a cluster's RuntimeClass.

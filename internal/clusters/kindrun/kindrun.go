@@ -9,10 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 
-	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+	nodev1 "k8s.io/api/node/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kwc.dev/kwc/internal/clusters/kindcluster"
 	"kwc.dev/kwc/internal/clusters/preflight"
@@ -26,6 +27,8 @@ type Options struct {
 	Config *config.Config
 	RunID  string
 	Dir    string // the run's report folder: kubeconfig and kind logs go here
+	// NodeImage is the node image every node gets ("" keeps the kind config's).
+	NodeImage string
 	// Reuse names a kept cluster to run against instead of creating one.
 	Reuse string
 	Logf  func(string, ...any)
@@ -39,10 +42,12 @@ type Env struct {
 	created bool
 }
 
-// Up creates (or reuses) the cluster and checks every node.
+// Up creates (or reuses) the cluster, checks every node for what Kata needs when
+// Kata is to be installed, and adds the decoy RuntimeClass when asked.
 func Up(ctx context.Context, o Options) (*Env, error) {
 	e := &Env{o: o}
 	kubeconfig := kindcluster.KubeconfigPath(o.Dir)
+	kata := o.Config.KindCluster.Kata
 	var err error
 	if o.Reuse != "" {
 		e.Cluster, err = kindcluster.Reuse(o.Reuse, kubeconfig)
@@ -51,10 +56,13 @@ func Up(ctx context.Context, o Options) (*Env, error) {
 		if lerr != nil {
 			return nil, lerr
 		}
-		if img := o.Config.KindCluster.NodeImage; img != "" {
+		if o.NodeImage != "" {
 			for i := range cfg.Nodes {
-				cfg.Nodes[i].Image = img
+				cfg.Nodes[i].Image = o.NodeImage
 			}
+		}
+		if kata == config.KindKataDecoy {
+			kindcluster.AddDecoy(cfg, config.DecoyRuntimeClass)
 		}
 		e.Cluster, err = kindcluster.Create(cfg, kubeconfig, filepath.Join(o.Dir, "artifacts", "kind-create-logs"), o.Config.Interval("kind", "create"), o.Logf)
 		e.created = err == nil
@@ -62,37 +70,51 @@ func Up(ctx context.Context, o Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	checks, err := e.Cluster.NodeChecks(ctx, o.Config.KindCluster.ShmSize)
-	if err == nil {
-		err = preflight.Error(checks, "see the README's preflight table")
+	if kata == config.KindKataInstall {
+		checks, err := e.Cluster.NodeChecks(ctx, o.Config.KindCluster.ShmSize)
+		if err == nil {
+			err = preflight.Error(checks, "see the README's preflight table")
+		}
+		if err != nil {
+			return e, fmt.Errorf("node checks in %s: %w", e.Cluster.Name, err)
+		}
+	} else {
+		o.Logf("kindCluster.kata is %s: no Kata on %s, so its nodes are not checked for KVM", kata, e.Cluster.Name)
 	}
+	e.Env, err = Connect(o, kubeconfig)
 	if err != nil {
-		return e, fmt.Errorf("node checks in %s: %w", e.Cluster.Name, err)
+		return e, err
 	}
-	e.Env, err = clusterrun.New(clusterrun.Options{Config: o.Config, RunID: o.RunID, Kubeconfig: kubeconfig,
-		Target: string(config.TargetKind), Image: o.Config.Images.Workspace, Logf: o.Logf})
-	return e, err
+	if kata == config.KindKataDecoy {
+		if err := e.addDecoy(ctx); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
 }
 
-// LoadArchive streams an image archive (docker save format) into every node, as
-// `kind load` does: open must return a fresh reader each time.
-func (e *Env) LoadArchive(ref string, open func() (io.ReadCloser, error)) error {
-	ns, err := e.Cluster.Nodes()
-	if err != nil {
+// Connect is the run on a cluster another process of the run brought up.
+func Connect(o Options, kubeconfig string) (*clusterrun.Env, error) {
+	return clusterrun.New(clusterrun.Options{Config: o.Config, RunID: o.RunID, Kubeconfig: kubeconfig,
+		Target: string(config.TargetKind), Image: o.Config.Images.Workspace, Logf: o.Logf})
+}
+
+// addDecoy gives every node the decoy's Kata configuration and the cluster its
+// RuntimeClass; the handler itself came with the cluster (containerdConfigPatches).
+// A reused cluster must have been created with the decoy.
+func (e *Env) addDecoy(ctx context.Context) error {
+	if err := e.Cluster.WriteDecoyConfig(ctx); err != nil {
 		return err
 	}
-	for _, n := range ns {
-		r, err := open()
-		if err != nil {
-			return err
-		}
-		err = nodeutils.LoadImageArchive(n, r)
-		r.Close()
-		if err != nil {
-			return fmt.Errorf("loading %s into node %s: %w", ref, n.String(), err)
-		}
+	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: config.DecoyRuntimeClass}, Handler: config.DecoyRuntimeClass}
+	err := e.Target.Client().Resources().Create(ctx, rc)
+	if apierrors.IsAlreadyExists(err) {
+		err = nil
 	}
-	e.o.Logf("loaded %s into %d node(s)", ref, len(ns))
+	if err != nil {
+		return fmt.Errorf("creating RuntimeClass %s: %w", config.DecoyRuntimeClass, err)
+	}
+	e.o.Logf("RuntimeClass %s: runc under a Kata name, with a hardened Kata configuration at %s (the negative control)", config.DecoyRuntimeClass, kindcluster.DecoyConfigPath)
 	return nil
 }
 

@@ -36,8 +36,10 @@ type Plan struct {
 	// Kubeconfig and Registry are the cluster target's: where it connects and where
 	// the nodes pull the run's images from.
 	Kubeconfig, Registry string
-	// InstallKata is false on a cluster where Kata is already installed (or absent).
+	// InstallKata is false on a cluster where Kata is already installed (or absent),
+	// and on a kind cluster without Kata; NoKata then says what the run does instead.
 	InstallKata bool
+	NoKata      string
 	// Distribution is the k8sDistribution the chart is given; LeftOut are the chart's
 	// shims this run does not test, each with why.
 	Distribution string
@@ -66,7 +68,11 @@ func (p Plan) Print(w io.Writer) error {
 		fmt.Fprintf(w, "  waits for RuntimeClasses and kubelet handlers: %s\n\n", strings.Join(p.Classes, ", "))
 		p.printLeftOut(w)
 	} else {
-		fmt.Fprintf(w, "Kata: not installed by this run (kata.install is false); lanes come from the RuntimeClasses present\n\n")
+		why := p.NoKata
+		if why == "" {
+			why = "not installed by this run (kata.install is false); lanes come from the RuntimeClasses present"
+		}
+		fmt.Fprintf(w, "Kata: %s\n\n", why)
 	}
 	fmt.Fprintln(w, "lanes:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -126,21 +132,35 @@ func ForKind(cfg *config.Config, cluster *v1alpha4.Cluster, checks []preflight.C
 	if err != nil {
 		return Plan{}, err
 	}
-	if cfg.KindCluster.NodeImage != "" {
-		for i := range cluster.Nodes {
-			cluster.Nodes[i].Image = cfg.KindCluster.NodeImage
+	if img := cfg.KindCluster.NodeImage; img != "" {
+		if img == config.NodeImageOffline {
+			img = "kwc's offline node image (make node-image builds it; the run builds it when missing)"
 		}
+		for i := range cluster.Nodes {
+			cluster.Nodes[i].Image = img
+		}
+	}
+	lanes, err := cfg.KindLanes()
+	if err != nil {
+		return Plan{}, err
+	}
+	noKata := ""
+	switch cfg.KindCluster.Kata {
+	case config.KindKataNone:
+		noKata = "none (kindCluster.kata: none): the configured runc lanes and controls only; no KVM needed"
+	case config.KindKataDecoy:
+		noKata = "decoy (kindCluster.kata: decoy): no Kata; RuntimeClass " + config.DecoyRuntimeClass + " is runc under a Kata name, configured in every node's containerd, and its lanes must fail escape"
 	}
 	return Plan{
 		Target: cfg.Target, ClusterName: cluster.Name, ClusterFrom: cfg.KindCluster.Config, Cluster: cluster,
 		Chart: cfg.Kata.Chart, Version: cfg.Kata.Version, Values: vals, Classes: katadeploy.RuntimeClasses(cfg.Kata),
-		Lanes: append(append([]config.Lane(nil), cfg.Lanes...), cfg.KataLanes()...),
+		Lanes: lanes, NoKata: noKata,
 		Images: []string{
 			cfg.Images.Workspace + " (dockerfiles/workspace on " + cfg.Images.WorkspaceBase + ")",
 			"the fixtures' base (Go, from Debian's busybox-static), served by an in-process registry",
 			"kwc-probe (static) copied into each workspace; the node agent DaemonSet image made in Go from it",
 		},
-		Preflight: checks, InstallKata: true,
+		Preflight: checks, InstallKata: cfg.KindCluster.Kata == config.KindKataInstall,
 		Distribution: "k8s", LeftOut: katashims.LeftOut(cfg.Kata.Shims),
 	}, nil
 }

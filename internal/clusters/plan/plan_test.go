@@ -38,3 +38,49 @@ func TestKindPlan(t *testing.T) {
 		}
 	}
 }
+
+// Issue 15: kind without Kata plans the configured runc lanes (and, for the decoy, a
+// VM-claiming lane on kata-decoy), installs no chart, and says so.
+func TestKindPlanWithoutKata(t *testing.T) {
+	for _, tc := range []struct {
+		kata       config.KindKata
+		want, lack []string
+	}{
+		{config.KindKataNone, []string{"kindCluster.kata: none", "runc-gitlab", "c3-host-path", "offline node image"}, []string{"kata-deploy 4", "kata-qemu", "kata-decoy"}},
+		{config.KindKataDecoy, []string{"kindCluster.kata: decoy", "kata-decoy-gitlab", "kata-decoy-privileged", "runc-privileged"}, []string{"kata-deploy 4", "kata-qemu"}},
+	} {
+		cfg, err := config.Load("", config.Overrides{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.KindCluster.Kata, cfg.KindCluster.NodeImage = tc.kata, config.NodeImageOffline
+		cluster, err := kindconfigs.Load("offline.yaml", "kwc-abc123")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ForKind(cfg, cluster, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := p.Print(&b); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		for _, want := range tc.want {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: the plan lacks %q:\n%s", tc.kata, want, out)
+			}
+		}
+		for _, lack := range tc.lack {
+			if strings.Contains(out, lack) {
+				t.Errorf("%s: the plan has %q:\n%s", tc.kata, lack, out)
+			}
+		}
+		for _, l := range p.Lanes {
+			if l.Runtime == config.DecoyRuntimeClass && l.Isolation != config.IsolationVM {
+				t.Errorf("decoy lane %s claims %s isolation, want vm (it must fail for the node's kernel)", l.Name, l.Isolation)
+			}
+		}
+	}
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs (as root on Debian/Ubuntu) or names (otherwise) the host packages kwc needs:
 # the container engine, mmdebstrap for the offline Debian base, busybox-static for the
-# fixtures' base, dpkg-deb for package checks, QEMU for probe calibration, and
-# containerd, runc and the CNI plugins for the local cluster.
+# fixtures' base, dpkg-deb for package checks and QEMU for probe calibration. kind's
+# nodes bring their own containerd, runc and CNI plugins (kwc's node image).
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -14,12 +14,6 @@ have keyctl || need+=(keyutils)
 have cpio || need+=(cpio)
 have chromium || need+=(chromium)
 have losetup || need+=(mount)
-# The local cluster the cluster target is tested against: containerd (docker.io brings
-# it), runc, the CNI plugins, iproute2 for its bridge.
-have containerd || need+=(containerd)
-have runc || need+=(runc)
-[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
-have ip || need+=(iproute2)
 [ -x /bin/busybox ] && ! file -L /bin/busybox 2>/dev/null | grep -q dynamically || need+=(busybox-static)
 if [ -x /bin/busybox ] && ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -172,10 +172,16 @@ func badPods(ctx context.Context, admin *rest.Config, id Identity) verdict.Findi
 		f.Result, f.Reason = verdict.Error, err.Error()
 		return f
 	}
+	adminCS, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		f.Result, f.Reason = verdict.Error, err.Error()
+		return f
+	}
+	dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 	var accepted []string
 	for _, name := range []string{"privileged", "hostpath", "hostpid", "kata-annotations"} {
 		pod := BadPods(id)[name]
-		_, err := cs.CoreV1().Pods(id.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		_, err := cs.CoreV1().Pods(id.Namespace).Create(ctx, pod, dryRun)
 		switch {
 		case err == nil:
 			accepted = append(accepted, name)
@@ -184,7 +190,12 @@ func badPods(ctx context.Context, admin *rest.Config, id Identity) verdict.Findi
 		}
 		by := RefusedBy(err)
 		switch by {
-		case RefusalRBAC, RefusalAdmission:
+		case RefusalRBAC:
+			// RBAC answered before admission could judge the pod: ask admission too
+			// (as the harness, still a dry run), so the evidence says whether a second
+			// barrier stands behind the first.
+			f.Evidence = append(f.Evidence, name+": refused by "+string(by)+": "+firstLine(err.Error())+"; "+behindRBAC(ctx, adminCS, id.Namespace, pod))
+		case RefusalAdmission:
 			f.Evidence = append(f.Evidence, name+": refused by "+string(by)+": "+firstLine(err.Error()))
 		default:
 			// A quota refusal goes away when the quota frees up, and an invalid object
@@ -199,6 +210,18 @@ func badPods(ctx context.Context, admin *rest.Config, id Identity) verdict.Findi
 	}
 	f.Result, f.Reason = verdict.Blocked, "every bad pod is refused for "+id.user()
 	return f
+}
+
+// behindRBAC says what admission alone does with a pod RBAC refused.
+func behindRBAC(ctx context.Context, admin kubernetes.Interface, namespace string, pod *corev1.Pod) string {
+	_, err := admin.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	switch {
+	case err == nil:
+		return "behind RBAC, admission would admit it: RBAC is the only barrier"
+	case RefusedBy(err) == RefusalAdmission:
+		return "behind RBAC, admission refuses it too: " + firstLine(err.Error())
+	}
+	return "behind RBAC, admission could not be asked: " + firstLine(err.Error())
 }
 
 // Refusal says who refused a pod: what A03 records, since "refused" alone hides

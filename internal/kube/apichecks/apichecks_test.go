@@ -1,6 +1,7 @@
 package apichecks
 
 import (
+	"strings"
 	"testing"
 
 	"kwc.dev/kwc/internal/escape/verdict"
@@ -37,6 +38,29 @@ func TestAPIChecksAgainstARealAPIServer(t *testing.T) {
 		if f.Result != verdict.Blocked {
 			t.Errorf("GitLab-shaped %s: %s (%s)", f.ID, f.Result, f.Reason)
 		}
+	}
+
+	// RBAC refuses the bad pods first; the evidence says what admission alone would
+	// do: nothing here (no Pod Security level), refuse in a namespace that enforces
+	// baseline.
+	a03 := func(id Identity) string {
+		for _, f := range Run(ctx, cp.Config(kubeapitest.AdminToken), id, safe.Pod) {
+			if f.ID == "A03-bad-pods-refused" {
+				return strings.Join(f.Evidence, "\n")
+			}
+		}
+		return ""
+	}
+	if ev := a03(id); !strings.Contains(ev, "privileged: refused by rbac") || !strings.Contains(ev, "RBAC is the only barrier") {
+		t.Errorf("A03 evidence without a Pod Security level:\n%s", ev)
+	}
+	baseline := setup("baseline")
+	baseline.Namespace.Labels["pod-security.kubernetes.io/enforce"] = "baseline"
+	if err := admin.Resources().Update(ctx, baseline.Namespace); err != nil {
+		t.Fatal(err)
+	}
+	if ev := a03(Identity{Namespace: baseline.Namespace.Name, ServiceAccount: kubeworkspace.ServiceAccount}); !strings.Contains(ev, "admission refuses it too") || !strings.Contains(ev, "PodSecurity") {
+		t.Errorf("A03 evidence in a baseline namespace:\n%s", ev)
 	}
 
 	// The control as the suite runs it, in the same cluster: every check reaches.

@@ -3,11 +3,20 @@
 # same version) from its published module into .cache/bin/node, once per version: no
 # binary can be downloaded here and Debian bookworm's containerd is 1.6, older than
 # kubelet 1.37 supports. `go install` refuses the module for its exclude directives,
-# so it builds inside an unmodified copy of the module folder with -mod=mod.
+# so it builds inside an unmodified copy of the module folder with -mod=mod. Also
+# crictl (cri-tools), which kind's log collection runs in every node.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 v=${KWC_CONTAINERD_VERSION:-v2.3.4}
+crictl_v=v1.37.0
 out=$root/.cache/bin/node
+if [ "$(cat "$out/crictl.version" 2>/dev/null)" != "$crictl_v" ] || [ ! -x "$out/crictl" ]; then
+  mkdir -p "$out"
+  echo "kwc: building crictl $crictl_v for the kind node image (cached in .cache/bin/node)" >&2
+  (cd /tmp && CGO_ENABLED=0 GOBIN="$out" go install -trimpath "sigs.k8s.io/cri-tools/cmd/crictl@$crictl_v") \
+    || { echo "kwc: building crictl $crictl_v failed" >&2; exit 1; }
+  echo "$crictl_v" >"$out/crictl.version"
+fi
 stamp=$out/containerd.version
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$v" ] && [ -x "$out/containerd" ] && [ -x "$out/containerd-shim-runc-v2" ] && [ -x "$out/ctr" ]; then
   exit 0

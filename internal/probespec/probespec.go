@@ -14,6 +14,11 @@ type Spec struct {
 	Marker string `json:"marker"`
 	// CanaryPath is the file canary's path on the node's root filesystem.
 	CanaryPath string `json:"canaryPath"`
+	// CanaryHandle is the file canary's handle (name_to_handle_at on the node): with
+	// CAP_DAC_READ_SEARCH, any mount of the same filesystem opens it by handle, wherever
+	// that filesystem is mounted on the node (a kind node's /var is a folder of the
+	// host's disk). Nil where the node's filesystem gives no handles.
+	CanaryHandle *FileHandle `json:"canaryHandle,omitempty"`
 	// FolderCanaries are more file canaries on the node, one in each host folder that
 	// workspaces get mounted most often (/etc, /home, /var/log, ...): a mount of any of
 	// those exposes one even where it does not reach CanaryPath.
@@ -40,6 +45,12 @@ type Spec struct {
 	// Discovery bounds the walks that find what the workspace can reach (mounts,
 	// device roots, sockets, IPC objects); zero fields take DefaultBounds.
 	Discovery Bounds `json:"discovery,omitempty"`
+}
+
+// FileHandle is a file handle as name_to_handle_at(2) returns it.
+type FileHandle struct {
+	Type  int32  `json:"type"`
+	Bytes []byte `json:"bytes"`
 }
 
 // Bounds limit how far discovery looks. A walk that a bound cut is named in the

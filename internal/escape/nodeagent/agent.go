@@ -247,7 +247,15 @@ func (p *Planted) plantFile(content string) error {
 		_ = os.Remove(CanaryRoot) // only when no other run's canary is there
 		return err
 	})
-	return os.WriteFile(p.spec.CanaryPath, []byte(content+"\n"), 0o600)
+	if err := os.WriteFile(p.spec.CanaryPath, []byte(content+"\n"), 0o600); err != nil {
+		return err
+	}
+	// A filesystem without handles (some tmpfs, overlay without index) leaves the
+	// handle out; P19 then has only the canary's path to try.
+	if h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, p.spec.CanaryPath, 0); err == nil {
+		p.spec.CanaryHandle = &probespec.FileHandle{Type: h.Type(), Bytes: h.Bytes()}
+	}
+	return nil
 }
 
 // plantFolderFiles puts a file canary in each folder that exists as a real folder,

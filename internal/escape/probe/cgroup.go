@@ -100,6 +100,14 @@ chosen:
 	p := filepath.Join(dir, knob)
 	if _, err := os.Stat(p); err != nil {
 		o.logf("mounted the %s hierarchy; %s: %v", subsystem, knob, err)
+		if knob == "release_agent" && os.IsNotExist(err) {
+			// The kernel shows release_agent only at the root of the initial cgroup
+			// namespace. A mount that succeeded without it was made in another one (a
+			// kind node's, say): there is no release_agent to reach from here, and none
+			// anywhere in this namespace.
+			o.notApplicable("mounted the " + subsystem + " hierarchy, but release_agent is shown only in the initial cgroup namespace and this is not it")
+			return
+		}
 		o.fact("writable", "false")
 		return
 	}

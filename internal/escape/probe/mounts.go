@@ -123,7 +123,8 @@ func mountOf(ms []mountInfo, p string) mountInfo {
 }
 
 // openByHandle is the "shocker" technique read-only: from any mount of a disk
-// filesystem, open the filesystem's root inode by handle, then the canary path.
+// filesystem, open the canary by its own handle (wherever the node mounts that
+// filesystem), and open the filesystem's root inode by handle, then the canary path.
 func openByHandle(_ context.Context, s probespec.Spec, o *obs) {
 	ms, err := mounts()
 	if err != nil {
@@ -150,6 +151,9 @@ func openByHandle(_ context.Context, s probespec.Spec, o *obs) {
 		if err != nil {
 			continue
 		}
+		if c := s.CanaryHandle; c != nil {
+			readByHandle(o, mfd, unix.NewFileHandle(c.Type, c.Bytes), "the canary's own handle", m.point)
+		}
 		// FILEID_INO32_GEN: inode 2 is the root of ext* filesystems.
 		raw := make([]byte, 8)
 		binary.LittleEndian.PutUint32(raw, 2)
@@ -165,15 +169,30 @@ func openByHandle(_ context.Context, s probespec.Spec, o *obs) {
 			o.logf("opened the root of the filesystem behind %s; canary path: %v", m.point, err)
 			continue
 		}
-		buf := make([]byte, 512)
-		n, _ := unix.Read(fd, buf)
-		unix.Close(fd)
-		o.logf("read the canary path through a handle from %s", m.point)
-		if n > 0 {
-			o.candidate(string(buf[:n]))
-		}
+		readFD(o, fd, "the canary path through the root's handle", m.point)
 	}
 	if len(tried) == 0 {
 		o.logf("no ext/xfs/btrfs mount to take a handle from")
+	}
+}
+
+// readByHandle opens a file by handle through a mount of its filesystem and reads it.
+func readByHandle(o *obs, mountFD int, h unix.FileHandle, what, point string) {
+	fd, err := unix.OpenByHandleAt(mountFD, h, unix.O_RDONLY)
+	if err != nil {
+		o.logf("open_by_handle_at(%s) via %s: %v", what, point, err)
+		return
+	}
+	readFD(o, fd, what, point)
+}
+
+// readFD reads the start of an open file as a candidate and closes it.
+func readFD(o *obs, fd int, what, point string) {
+	buf := make([]byte, 512)
+	n, _ := unix.Read(fd, buf)
+	unix.Close(fd)
+	o.logf("read %s through the mount at %s", what, point)
+	if n > 0 {
+		o.candidate(string(buf[:n]))
 	}
 }

@@ -183,3 +183,38 @@ func TestKernelLogIsReadThroughAnyKmsgNode(t *testing.T) {
 		t.Fatalf("reading %s: %v; the marker line is not in %d bytes", kmsg, err, len(text))
 	}
 }
+
+// Issue 15: on a kind node the canary lies on a folder of the host's disk (the
+// node's /var volume), so the filesystem's root plus the node path finds nothing.
+// P19 opens it by its own handle through any mount of that filesystem.
+func TestOpenByHandleFindsTheCanaryWhereverItsFilesystemIsMounted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("open_by_handle_at needs CAP_DAC_READ_SEARCH (make test runs as root)")
+	}
+	// Somewhere on the root filesystem that is not the node path the spec names.
+	dir, err := os.MkdirTemp("/var/tmp", "kwc-handle-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p := filepath.Join(dir, "canary")
+	if err := os.WriteFile(p, []byte("kwc-canary-unithandle:tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, p, 0)
+	if err != nil {
+		t.Fatalf("this filesystem gives no handles: %v", err)
+	}
+	spec := probespec.Spec{Marker: "kwc-canary-unithandle", CanaryPath: "/var/lib/kwc-canary/unithandle/canary"}
+	o := &obs{Observation: probespec.Observation{ID: "P19-open-by-handle", Status: probespec.Observed}}
+	openByHandle(context.Background(), spec, o)
+	if len(o.Candidates) != 0 {
+		t.Fatalf("without the handle the path alone found %q", o.Candidates)
+	}
+	spec.CanaryHandle = &probespec.FileHandle{Type: h.Type(), Bytes: h.Bytes()}
+	o = &obs{Observation: probespec.Observation{ID: "P19-open-by-handle", Status: probespec.Observed}}
+	openByHandle(context.Background(), spec, o)
+	if !slices.ContainsFunc(o.Candidates, func(c string) bool { return strings.Contains(c, "tok") }) {
+		t.Fatalf("the canary's handle did not open it: candidates %q, evidence %q", o.Candidates, o.Evidence)
+	}
+}

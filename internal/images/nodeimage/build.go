@@ -28,7 +28,7 @@ var BasePackages = []string{"systemd", "dbus", "conntrack", "iptables", "nftable
 	"procps", "runc", "containernetworking-plugins", "fuse-overlayfs"}
 
 // nodeBinaries are the files of Build.BinDir the image holds.
-var nodeBinaries = []string{"containerd", "ctr", "containerd-shim-runc-v2", "kubeadm", "kubelet", "kubectl"}
+var nodeBinaries = []string{"containerd", "ctr", "containerd-shim-runc-v2", "crictl", "kubeadm", "kubelet", "kubectl"}
 
 // Build says how to make the node image.
 type Build struct {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/moby/client"
 
 	"kwc.dev/kwc/dockerfiles"
@@ -84,7 +86,7 @@ func Ensure(ctx context.Context, cli *client.Client, b Build) (string, error) {
 	if err := os.RemoveAll(ctxDir); err != nil {
 		return "", err
 	}
-	if err := WriteArchive(filepath.Join(ctxDir, "images", "control-plane.tar"), imgs); err != nil {
+	if err := WriteArchive(filepath.Join(ctxDir, filepath.FromSlash(archiveFile)), imgs); err != nil {
 		return "", fmt.Errorf("node image step 2 (control-plane images): %w", err)
 	}
 	done()
@@ -93,7 +95,13 @@ func Ensure(ctx context.Context, cli *client.Client, b Build) (string, error) {
 	if err := assemble(ctxDir, b); err != nil {
 		return "", fmt.Errorf("node image step 3 (build context): %w", err)
 	}
-	sum, err := hashTree(ctxDir, baseID)
+	// The archive's bytes vary with the order go-containerregistry writes its
+	// entries in; the images it holds, by tag and digest, do not.
+	archived, err := archiveIdentity(imgs)
+	if err != nil {
+		return "", fmt.Errorf("node image step 3 (build context): %w", err)
+	}
+	sum, err := hashTree(ctxDir, archiveFile, append([]string{baseID}, archived...)...)
 	if err != nil {
 		return "", fmt.Errorf("node image step 3 (build context): %w", err)
 	}
@@ -184,15 +192,34 @@ func writeFrom(dst string, r io.Reader, mode os.FileMode) error {
 	return out.Close()
 }
 
+// archiveFile is where the build context holds the control-plane images.
+const archiveFile = "images/control-plane.tar"
+
+// archiveIdentity is "tag digest" of every archived image, sorted.
+func archiveIdentity(imgs map[name.Tag]v1.Image) ([]string, error) {
+	var out []string
+	for t, img := range imgs {
+		d, err := img.Digest()
+		if err != nil {
+			return nil, fmt.Errorf("digest of %s: %w", t, err)
+		}
+		out = append(out, t.String()+" "+d.String())
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 // hashTree is the sha256 of every file's path, mode and content under dir, in path
-// order, and of the extra strings (the base's engine id): the image's identity.
-func hashTree(dir string, extra ...string) (string, error) {
+// order, except skip (a path relative to dir, identified by the extras instead),
+// and of the extra strings (the base's engine id, the archived images): the image's
+// identity.
+func hashTree(dir, skip string, extra ...string) (string, error) {
 	var paths []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() {
+		if rel, _ := filepath.Rel(dir, p); !d.IsDir() && filepath.ToSlash(rel) != skip {
 			paths = append(paths, p)
 		}
 		return nil

@@ -29,7 +29,7 @@ func TestHashTreeIsTheInputsIdentity(t *testing.T) {
 	write("bin/kubelet", "binary", 0o755)
 	h := func(extra ...string) string {
 		t.Helper()
-		s, err := hashTree(dir, extra...)
+		s, err := hashTree(dir, archiveFile, extra...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,6 +41,16 @@ func TestHashTreeIsTheInputsIdentity(t *testing.T) {
 	}
 	if h("base-2") == first {
 		t.Error("another base gave the same hash")
+	}
+	// The control-plane archive is identified by its images' tags and digests (an
+	// extra): its bytes change with the order entries are written in.
+	write(archiveFile, "one order", 0o644)
+	if h("base-1") != first {
+		t.Error("the archive's bytes changed the hash")
+	}
+	write(archiveFile, "another order", 0o644)
+	if h("base-1") != first {
+		t.Error("the archive's bytes changed the hash")
 	}
 	write("bin/kubelet", "binarz", 0o755)
 	if h("base-1") == first {

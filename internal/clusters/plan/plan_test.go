@@ -11,23 +11,7 @@ import (
 )
 
 func TestKindPlan(t *testing.T) {
-	cfg, err := config.Load("", config.Overrides{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cluster, err := kindconfigs.Load(cfg.KindCluster.Config, "kwc-abc123")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ForKind(cfg, cluster, []preflight.Check{{Name: "/dev/kvm usable", Detail: "missing"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := p.Print(&b); err != nil {
-		t.Fatal(err)
-	}
-	out := b.String()
+	_, out := kindPlan(t, func(*config.Config) {}, []preflight.Check{{Name: "/dev/kvm usable", Detail: "missing"}})
 	for _, want := range []string{"nothing is created", "kwc-abc123", "kindest/node:v1.37.0@sha256:", "kata-deploy " + config.KataFloor, "k8sDistribution: k8s", "disableAll: true", "amd64: qemu-runtime-rs",
 		"kata-dragonball-gitlab", "kata-qemu-runtime-rs-privileged",
 		// the shims left out, each with why
@@ -49,24 +33,9 @@ func TestKindPlanWithoutKata(t *testing.T) {
 		{config.KindKataNone, []string{"kindCluster.kata: none", "runc-gitlab", "c3-host-path", "offline node image"}, []string{"kata-deploy 4", "kata-qemu", "kata-decoy"}},
 		{config.KindKataDecoy, []string{"kindCluster.kata: decoy", "kata-decoy-gitlab", "kata-decoy-privileged", "runc-privileged"}, []string{"kata-deploy 4", "kata-qemu"}},
 	} {
-		cfg, err := config.Load("", config.Overrides{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.KindCluster.Kata, cfg.KindCluster.NodeImage = tc.kata, config.NodeImageOffline
-		cluster, err := kindconfigs.Load("offline.yaml", "kwc-abc123")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := ForKind(cfg, cluster, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b bytes.Buffer
-		if err := p.Print(&b); err != nil {
-			t.Fatal(err)
-		}
-		out := b.String()
+		p, out := kindPlan(t, func(cfg *config.Config) {
+			cfg.KindCluster.Kata, cfg.KindCluster.NodeImage, cfg.KindCluster.Config = tc.kata, config.NodeImageOffline, "offline.yaml"
+		}, nil)
 		for _, want := range tc.want {
 			if !strings.Contains(out, want) {
 				t.Errorf("%s: the plan lacks %q:\n%s", tc.kata, want, out)
@@ -83,4 +52,27 @@ func TestKindPlanWithoutKata(t *testing.T) {
 			}
 		}
 	}
+}
+
+// kindPlan is the printed kind plan of the embedded defaults as edit changes them.
+func kindPlan(t *testing.T, edit func(*config.Config), checks []preflight.Check) (Plan, string) {
+	t.Helper()
+	cfg, err := config.Load("", config.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(cfg)
+	cluster, err := kindconfigs.Load(cfg.KindCluster.Config, "kwc-abc123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ForKind(cfg, cluster, checks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := p.Print(&b); err != nil {
+		t.Fatal(err)
+	}
+	return p, b.String()
 }

@@ -27,7 +27,8 @@ type Options struct {
 	Config *config.Config
 	RunID  string
 	Dir    string // the run's report folder: kubeconfig and kind logs go here
-	// NodeImage is the node image every node gets ("" keeps the kind config's).
+	// NodeImage is the node image every node gets; "" takes kindCluster.nodeImage,
+	// then the kind config's (the offline image must be built and named here).
 	NodeImage string
 	// Reuse names a kept cluster to run against instead of creating one.
 	Reuse string
@@ -56,9 +57,17 @@ func Up(ctx context.Context, o Options) (*Env, error) {
 		if lerr != nil {
 			return nil, lerr
 		}
-		if o.NodeImage != "" {
+		img := o.NodeImage
+		if img == "" {
+			img = o.Config.KindCluster.NodeImage
+		}
+		if img == config.NodeImageOffline {
+			// Never fall back to the config's image: kind would pull it.
+			return nil, fmt.Errorf("kindCluster.nodeImage is offline, but no built node image was named (build it with make node-image)")
+		}
+		if img != "" {
 			for i := range cfg.Nodes {
-				cfg.Nodes[i].Image = o.NodeImage
+				cfg.Nodes[i].Image = img
 			}
 		}
 		if kata == config.KindKataDecoy {

@@ -29,3 +29,14 @@ func TestUpFailsCleanlyWithoutANodeImage(t *testing.T) {
 		t.Fatalf("want the pull failure, got %v", err)
 	}
 }
+
+// kindCluster.nodeImage: offline with no built image named must stop before kind is
+// asked for anything: kind would pull the config's published image otherwise.
+func TestUpNeverFallsBackToThePublishedImage(t *testing.T) {
+	c := cfg(t)
+	c.KindCluster.NodeImage = config.NodeImageOffline
+	_, err := Up(context.Background(), Options{Config: c, RunID: "offtest", Dir: t.TempDir(), Logf: t.Logf})
+	if err == nil || !strings.Contains(err.Error(), "make node-image") {
+		t.Fatalf("want the unbuilt offline image named, got %v", err)
+	}
+}

@@ -9,12 +9,13 @@ GINKGO := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 TARGET ?= kind
 LABELS ?=
 KWC_FLAGS ?=
-## PARALLEL: how many Ginkgo processes run lanes at once (default: twice the machine's
-## cores, because lanes mostly wait on engines and nested builds: on 2 cores 4 processes
-## ran the docker lanes in 69 s against 86 s with 2). On the kind target process 1
-## brings the cluster up and the others join it; a cluster-target run that installs
-## Kata takes 1.
-PARALLEL ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
+## PARALLEL: how many Ginkgo processes run lanes at once. Default: twice the machine's
+## cores, because lanes mostly wait on engines and nested builds (on 2 cores 4 processes
+## ran the docker lanes in 69 s against 86 s with 2); on the kind target the cores, since
+## each Kata lane there is a VM with its own memory. On the kind target process 1 brings
+## the cluster up and the others join it; a cluster-target run that installs Kata takes 1.
+CORES := $(shell nproc 2>/dev/null || echo 1)
+PARALLEL ?= $(if $(filter kind,$(TARGET)),$(CORES),$(shell echo $$(( $(CORES) * 2 ))))
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT := $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X kwc.dev/kwc/e2e/framework.version=$(VERSION) -X kwc.dev/kwc/e2e/framework.commit=$(COMMIT)
@@ -47,12 +48,14 @@ e2e:
 ## DECOY=1 runs the negative control instead: kata-decoy, runc under a Kata name, whose
 ## lanes must fail escape (fixtures/policies/decoy-kata.yaml gates that; the suite
 ## itself fails then, as it must).
+## Without Kata its lanes are containers, so it takes twice the cores like the docker target.
+E2E_KIND_PARALLEL = $(if $(filter command line environment,$(origin PARALLEL)),$(PARALLEL),$(shell echo $$(( $(CORES) * 2 ))))
 e2e-kind: node-binaries
 ifeq ($(DECOY),)
-	$(MAKE) --no-print-directory e2e TARGET=kind KWC_FLAGS="--kwc.config=$(CURDIR)/fixtures/configs/kind-local.yaml $(KWC_FLAGS)"
+	$(MAKE) --no-print-directory e2e TARGET=kind PARALLEL=$(E2E_KIND_PARALLEL) KWC_FLAGS="--kwc.config=$(CURDIR)/fixtures/configs/kind-local.yaml $(KWC_FLAGS)"
 	$(GO) run ./cmd/kwc gate --policy fixtures/policies/runc-local.yaml reports/latest
 else
-	-$(MAKE) --no-print-directory e2e TARGET=kind KWC_FLAGS="--kwc.config=$(CURDIR)/fixtures/configs/decoy-kata.yaml $(KWC_FLAGS)"
+	-$(MAKE) --no-print-directory e2e TARGET=kind PARALLEL=$(E2E_KIND_PARALLEL) KWC_FLAGS="--kwc.config=$(CURDIR)/fixtures/configs/decoy-kata.yaml $(KWC_FLAGS)"
 	$(GO) run ./cmd/kwc gate --policy fixtures/policies/decoy-kata.yaml reports/latest
 endif
 

@@ -9,8 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +22,7 @@ import (
 	"kwc.dev/kwc/internal/clusters/preflight"
 	"kwc.dev/kwc/internal/config"
 	"kwc.dev/kwc/internal/kube/clusterrun"
+	"kwc.dev/kwc/internal/target"
 	"kwc.dev/kwc/kindconfigs"
 )
 
@@ -99,7 +103,31 @@ func Up(ctx context.Context, o Options) (*Env, error) {
 			return e, err
 		}
 	}
+	if o.Reuse != "" {
+		e.noteEarlierRuns(ctx)
+	}
 	return e, nil
+}
+
+// noteEarlierRuns says which earlier runs' namespaces a reused cluster still holds:
+// their kept workspaces keep the node's CPU and memory, and a small node then has no
+// room for this run's.
+func (e *Env) noteEarlierRuns(ctx context.Context) {
+	var nss corev1.NamespaceList
+	if err := e.Target.Client().Resources().List(ctx, &nss); err != nil {
+		e.o.Logf("listing the reused cluster's namespaces: %v", err)
+		return
+	}
+	runs := map[string]bool{}
+	for _, ns := range nss.Items {
+		if r := ns.Labels[target.LabelRun]; r != "" && r != e.o.RunID {
+			runs[r] = true
+		}
+	}
+	for _, r := range slices.Sorted(maps.Keys(runs)) {
+		e.o.Logf("%s still holds run %s's namespaces (kept workspaces use the node's CPU and memory); remove them with: kubectl --kubeconfig %s delete namespace -l %s=%s",
+			e.Cluster.Name, r, e.Cluster.Kubeconfig, target.LabelRun, r)
+	}
 }
 
 // Connect is the run on a cluster another process of the run brought up.

@@ -346,7 +346,10 @@ func (s *Suite) Logf(format string, args ...any) {
 // Finish writes the report, prints the matrix and removes what the run left, unless
 // the user asked to keep it.
 func (s *Suite) Finish(ctx context.Context) (report.Conformance, error) {
-	if s.Kind != nil || (s.Cluster != nil && s.Config.Kata.Install) {
+	// Which shims ran is a fact of runs that install Kata; a kind run without Kata
+	// would list every shim as not run.
+	kindKata := s.Kind != nil && s.Config.KindCluster.Kata == config.KindKataInstall
+	if kindKata || (s.Kind == nil && s.Cluster != nil && s.Config.Kata.Install) {
 		s.Recorder.SetEnv(ShimsRan(s.Config.Kata.Shims, s.Recorder.Snapshot(time.Now().UTC()).Lanes))
 	}
 	c := s.Recorder.Snapshot(time.Now().UTC())

@@ -217,21 +217,12 @@ func (s *Suite) setupKind(ctx context.Context, dryRun bool) error {
 	if s.Parallel.Process > 1 {
 		return nil
 	}
-	nodeImage := s.Config.KindCluster.NodeImage
-	if nodeImage == config.NodeImageOffline {
-		done := s.Phase("kind: kwc's offline node image")
-		nodeImage, err = nodeimage.Offline{Kubernetes: kubeapitest.Version, CacheDir: cachedir.Path(), Mirror: s.Config.Images.DebianMirror,
-			Logf: s.Logf}.Ensure(ctx, dt.Client())
-		done()
-		if err != nil {
-			return fmt.Errorf("kwc's offline node image (kindCluster.nodeImage: offline; make node-image builds its binaries first): %w", err)
+	nodeImage := ""
+	if s.flags.Reuse == "" {
+		if nodeImage, err = s.kindNodeImage(ctx, dt, cluster.Nodes[0].Image); err != nil {
+			return err
 		}
-		s.Recorder.SetEnv(map[string]string{"kind.nodeImage.madeBy": "kwc node-image: Debian bookworm, kind " + nodeimage.KindVersion() + "'s base files, containerd and Kubernetes " + kubeapitest.Version + " built from their Go modules"})
-	} else if nodeImage == "" {
-		nodeImage = cluster.Nodes[0].Image
-		s.Recorder.SetEnv(map[string]string{"kind.nodeImage.madeBy": "kind's published node image, as kindconfigs/" + s.Config.KindCluster.Config + " pins it"})
 	}
-	s.Recorder.SetEnv(map[string]string{"kind.nodeImage": nodeImage})
 	upStart := time.Now()
 	kenv, err := kindrun.Up(ctx, kindrun.Options{Config: s.Config, RunID: s.RunID, Dir: s.Dir, NodeImage: nodeImage, Reuse: s.flags.Reuse, Logf: s.Logf})
 	s.Kind = kenv
@@ -243,6 +234,28 @@ func (s *Suite) setupKind(ctx context.Context, dryRun bool) error {
 	s.Recorder.SetEnv(map[string]string{"kind.cluster": kenv.Cluster.Name})
 	s.Recorder.SetEnv(s.Target.Describe(ctx))
 	return nil
+}
+
+// kindNodeImage is the image the cluster's nodes are created from, recorded with how
+// it was made: kwc's offline one (built when the engine lacks it), the one the config
+// names, or kind's published one that the kind config pins.
+func (s *Suite) kindNodeImage(ctx context.Context, dt *dockertarget.Target, pinned string) (string, error) {
+	img, madeBy := s.Config.KindCluster.NodeImage, "named by kindCluster.nodeImage"
+	switch img {
+	case config.NodeImageOffline:
+		done := s.Phase("kind: kwc's offline node image")
+		ref, err := nodeimage.Offline{Kubernetes: kubeapitest.Version, CacheDir: cachedir.Path(), Mirror: s.Config.Images.DebianMirror,
+			Logf: s.Logf}.Ensure(ctx, dt.Client())
+		done()
+		if err != nil {
+			return "", fmt.Errorf("kwc's offline node image (kindCluster.nodeImage: offline; make node-image builds its binaries first): %w", err)
+		}
+		img, madeBy = ref, "kwc node-image: Debian bookworm, kind "+nodeimage.KindVersion()+"'s base files, containerd and Kubernetes "+kubeapitest.Version+" built from their Go modules"
+	case "":
+		img, madeBy = pinned, "kind's published node image, as kindconfigs/"+s.Config.KindCluster.Config+" pins it"
+	}
+	s.Recorder.SetEnv(map[string]string{"kind.nodeImage": img, "kind.nodeImage.madeBy": madeBy})
+	return img, nil
 }
 
 // connectKind joins the kind cluster process 1 brought up (parallel runs).

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/moby/moby/client"
 
@@ -67,8 +68,11 @@ func (o Offline) Ensure(ctx context.Context, cli *client.Client) (string, error)
 }
 
 // KindVersion is the version of the kind module this binary was built with; a test
-// binary records no modules, so there it is the one the main module requires.
-func KindVersion() string {
+// binary records no modules, so there it is the one the main module requires (asked
+// of go once).
+var KindVersion = sync.OnceValue(kindVersion)
+
+func kindVersion() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
 			if d.Path == "sigs.k8s.io/kind" {
